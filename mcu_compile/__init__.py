@@ -1,0 +1,1 @@
+"""mcu-compile: PyTorch model -> heapless C firmware for Arm microcontrollers."""
