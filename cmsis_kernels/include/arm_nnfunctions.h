@@ -1,0 +1,250 @@
+/*
+ * int8 neural-network kernels for Arm Cortex-M, portable C99.
+ *
+ * The arm_* functions have CMSIS-NN's names, signatures and parameter
+ * conventions, so generated firmware can link against Arm's CMSIS-NN instead
+ * of this library. The mcu_* functions cover TFLite ops CMSIS-NN lacks.
+ *
+ * Arithmetic is bit-exact with TensorFlow Lite Micro's reference kernels:
+ * requantization is MultiplyByQuantizedMultiplier (gemmlowp double rounding),
+ * multipliers are Q31 and shifts are positive-left. Offsets are added to raw
+ * values: input offsets are -zero_point, output offsets +zero_point.
+ * Tensors are NHWC.
+ */
+#ifndef ARM_NNFUNCTIONS_H
+#define ARM_NNFUNCTIONS_H
+
+#include "arm_nn_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Convolution ------------------------------------------------------ */
+
+/**
+ * 2D convolution, per-channel requantization.
+ * filter_dims: [C_OUT, KH, KW, C_IN]; bias_data may be NULL.
+ * Padding is the top/left padding; output_dims sets the output size, so
+ * TFLite SAME padding with an odd total is expressed exactly.
+ * ctx->buf must hold arm_convolve_s8_get_buffer_size() bytes.
+ */
+arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
+                                    const cmsis_nn_conv_params *conv_params,
+                                    const cmsis_nn_per_channel_quant_params *quant_params,
+                                    const cmsis_nn_dims *input_dims,
+                                    const int8_t *input_data,
+                                    const cmsis_nn_dims *filter_dims,
+                                    const int8_t *filter_data,
+                                    const cmsis_nn_dims *bias_dims,
+                                    const int32_t *bias_data,
+                                    const cmsis_nn_dims *output_dims,
+                                    int8_t *output_data);
+
+int32_t arm_convolve_s8_get_buffer_size(const cmsis_nn_dims *input_dims, const cmsis_nn_dims *filter_dims);
+
+/**
+ * Depthwise 2D convolution; output channel c reads input channel c / ch_mult.
+ * filter_dims: [1, KH, KW, C_OUT]; bias_data may be NULL. Needs no scratch.
+ */
+arm_cmsis_nn_status arm_depthwise_conv_s8(const cmsis_nn_context *ctx,
+                                          const cmsis_nn_dw_conv_params *dw_conv_params,
+                                          const cmsis_nn_per_channel_quant_params *quant_params,
+                                          const cmsis_nn_dims *input_dims,
+                                          const int8_t *input_data,
+                                          const cmsis_nn_dims *filter_dims,
+                                          const int8_t *filter_data,
+                                          const cmsis_nn_dims *bias_dims,
+                                          const int32_t *bias_data,
+                                          const cmsis_nn_dims *output_dims,
+                                          int8_t *output_data);
+
+/* ---- Fully connected ---------------------------------------------------- */
+
+/**
+ * Fully connected, per-tensor requantization.
+ * input_dims->n: batches; filter_dims->n: accumulation depth; output_dims->c:
+ * output depth. Filter is [C_OUT][depth] row-major; bias_data may be NULL.
+ */
+arm_cmsis_nn_status arm_fully_connected_s8(const cmsis_nn_context *ctx,
+                                           const cmsis_nn_fc_params *fc_params,
+                                           const cmsis_nn_per_tensor_quant_params *quant_params,
+                                           const cmsis_nn_dims *input_dims,
+                                           const int8_t *input_data,
+                                           const cmsis_nn_dims *filter_dims,
+                                           const int8_t *filter_data,
+                                           const cmsis_nn_dims *bias_dims,
+                                           const int32_t *bias_data,
+                                           const cmsis_nn_dims *output_dims,
+                                           int8_t *output_data);
+
+/** As arm_fully_connected_s8, with one multiplier/shift per output channel. */
+arm_cmsis_nn_status arm_fully_connected_per_channel_s8(const cmsis_nn_context *ctx,
+                                                       const cmsis_nn_fc_params *fc_params,
+                                                       const cmsis_nn_per_channel_quant_params *quant_params,
+                                                       const cmsis_nn_dims *input_dims,
+                                                       const int8_t *input_data,
+                                                       const cmsis_nn_dims *filter_dims,
+                                                       const int8_t *filter_data,
+                                                       const cmsis_nn_dims *bias_dims,
+                                                       const int32_t *bias_data,
+                                                       const cmsis_nn_dims *output_dims,
+                                                       int8_t *output_data);
+
+/* ---- Elementwise -------------------------------------------------------- */
+
+/** TFLite int8 ADD of two same-shaped vectors (inputs pre-shifted by left_shift, i.e. 20). */
+arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
+                                           const int8_t *input_2_vect,
+                                           const int32_t input_1_offset,
+                                           const int32_t input_1_mult,
+                                           const int32_t input_1_shift,
+                                           const int32_t input_2_offset,
+                                           const int32_t input_2_mult,
+                                           const int32_t input_2_shift,
+                                           const int32_t left_shift,
+                                           int8_t *output,
+                                           const int32_t out_offset,
+                                           const int32_t out_mult,
+                                           const int32_t out_shift,
+                                           const int32_t out_activation_min,
+                                           const int32_t out_activation_max,
+                                           const int32_t block_size);
+
+/** TFLite int8 MUL of two same-shaped vectors. */
+arm_cmsis_nn_status arm_elementwise_mul_s8(const int8_t *input_1_vect,
+                                           const int8_t *input_2_vect,
+                                           const int32_t input_1_offset,
+                                           const int32_t input_2_offset,
+                                           int8_t *output,
+                                           const int32_t out_offset,
+                                           const int32_t out_mult,
+                                           const int32_t out_shift,
+                                           const int32_t out_activation_min,
+                                           const int32_t out_activation_max,
+                                           const int32_t block_size);
+
+/**
+ * ADD with NumPy/TFLite broadcasting over 4D NHWC shapes: every dimension of
+ * an input is either 1 or the output's. Same arithmetic as arm_elementwise_add_s8.
+ */
+arm_cmsis_nn_status mcu_broadcast_add_s8(const int8_t *input_1_vect,
+                                         const cmsis_nn_dims *input_1_dims,
+                                         const int8_t *input_2_vect,
+                                         const cmsis_nn_dims *input_2_dims,
+                                         const int32_t input_1_offset,
+                                         const int32_t input_1_mult,
+                                         const int32_t input_1_shift,
+                                         const int32_t input_2_offset,
+                                         const int32_t input_2_mult,
+                                         const int32_t input_2_shift,
+                                         const int32_t left_shift,
+                                         int8_t *output,
+                                         const cmsis_nn_dims *output_dims,
+                                         const int32_t out_offset,
+                                         const int32_t out_mult,
+                                         const int32_t out_shift,
+                                         const int32_t out_activation_min,
+                                         const int32_t out_activation_max);
+
+/** MUL with broadcasting, as mcu_broadcast_add_s8. */
+arm_cmsis_nn_status mcu_broadcast_mul_s8(const int8_t *input_1_vect,
+                                         const cmsis_nn_dims *input_1_dims,
+                                         const int8_t *input_2_vect,
+                                         const cmsis_nn_dims *input_2_dims,
+                                         const int32_t input_1_offset,
+                                         const int32_t input_2_offset,
+                                         int8_t *output,
+                                         const cmsis_nn_dims *output_dims,
+                                         const int32_t out_offset,
+                                         const int32_t out_mult,
+                                         const int32_t out_shift,
+                                         const int32_t out_activation_min,
+                                         const int32_t out_activation_max);
+
+/* ---- Pooling ------------------------------------------------------------ */
+
+/** Max pooling; filter_dims->h/w is the window. Padded taps are skipped. */
+arm_cmsis_nn_status arm_max_pool_s8(const cmsis_nn_context *ctx,
+                                    const cmsis_nn_pool_params *pool_params,
+                                    const cmsis_nn_dims *input_dims,
+                                    const int8_t *input_data,
+                                    const cmsis_nn_dims *filter_dims,
+                                    const cmsis_nn_dims *output_dims,
+                                    int8_t *output_data);
+
+/**
+ * Average pooling; the mean is over in-bounds taps only, rounded half away
+ * from zero. ctx->buf must hold arm_avgpool_s8_get_buffer_size() bytes.
+ */
+arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *ctx,
+                                   const cmsis_nn_pool_params *pool_params,
+                                   const cmsis_nn_dims *input_dims,
+                                   const int8_t *input_data,
+                                   const cmsis_nn_dims *filter_dims,
+                                   const cmsis_nn_dims *output_dims,
+                                   int8_t *output_data);
+
+int32_t arm_avgpool_s8_get_buffer_size(const int dim_dst_width, const int ch_src);
+
+/* ---- Softmax -------------------------------------------------------------- */
+
+/**
+ * Softmax over each row, TFLite's int8 fixed-point algorithm. mult/shift are
+ * the input beta multiplier and left shift, diff_min the cut-off below which
+ * exp() is taken as 0. Output scale is 1/256 with zero point -128.
+ */
+void arm_softmax_s8(const int8_t *input,
+                    const int32_t num_rows,
+                    const int32_t row_size,
+                    const int32_t mult,
+                    const int32_t shift,
+                    const int32_t diff_min,
+                    int8_t *output);
+
+/* ---- Data movement and activations (not in CMSIS-NN) ---------------------- */
+
+/**
+ * Concatenation along any axis. Seen as [outer_size][row] arrays, input i has
+ * rows of input_row_sizes[i] bytes (the product of its dimensions from the
+ * axis inward); output row r is the inputs' rows r side by side.
+ */
+arm_cmsis_nn_status mcu_concat_s8(const int8_t *const *inputs,
+                                  const int32_t *input_row_sizes,
+                                  const int32_t num_inputs,
+                                  const int32_t outer_size,
+                                  int8_t *output);
+
+/** 4D transpose: output dimension i is input dimension perm[i] (0=n, 1=h, 2=w, 3=c). */
+arm_cmsis_nn_status mcu_transpose_s8(const int8_t *input,
+                                     const cmsis_nn_dims *input_dims,
+                                     const int32_t *perm,
+                                     int8_t *output);
+
+/** Constant padding of a 4D tensor; pad_before holds the leading padding per dimension. */
+arm_cmsis_nn_status mcu_pad_s8(const int8_t *input,
+                               const cmsis_nn_dims *input_dims,
+                               const cmsis_nn_dims *pad_before,
+                               const int8_t pad_value,
+                               const cmsis_nn_dims *output_dims,
+                               int8_t *output);
+
+/**
+ * Requantizing RELU/RELU6 as TFLite Micro's ReluQuantized:
+ * out = clamp(out_offset + requantize(x + input_offset, out_mult, out_shift), act_min, act_max).
+ */
+arm_cmsis_nn_status mcu_relu_s8(const int8_t *input,
+                                int8_t *output,
+                                const int32_t size,
+                                const int32_t input_offset,
+                                const int32_t out_offset,
+                                const int32_t out_mult,
+                                const int32_t out_shift,
+                                const int32_t out_activation_min,
+                                const int32_t out_activation_max);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ARM_NNFUNCTIONS_H */

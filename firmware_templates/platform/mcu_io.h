@@ -1,0 +1,16 @@
+/* Console and exit over Arm semihosting; tiny formatters so no printf is linked. */
+#ifndef MCU_IO_H
+#define MCU_IO_H
+#include <stdint.h>
+
+void mcu_puts(const char *s);
+void mcu_put_u64(uint64_t v);
+void mcu_put_hex32(uint32_t v);
+void mcu_put_hex_bytes(const void *data, uint32_t n);
+void mcu_flush(void);
+void mcu_exit(int code) __attribute__((noreturn));
+
+/* Deepest stack use so far in bytes (startup.c paints the stack). */
+uint32_t mcu_stack_used(void);
+
+#endif

@@ -1,0 +1,57 @@
+#include "mcu_timer.h"
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018)
+#define SYST_RELOAD 0x00FFFFFFu
+#define SYST_ENABLE_TICKINT_CPUCLK 0x7u
+
+static volatile uint32_t wraps;
+static uint64_t overhead;
+
+void SysTick_Handler(void)
+{
+    wraps++;
+}
+
+static void empty(void)
+{
+    __asm__ volatile("" ::: "memory");
+}
+
+static uint64_t measure_raw(void (*fn)(void))
+{
+    uint64_t t0 = mcu_timer_now();
+    fn();
+    return mcu_timer_now() - t0;
+}
+
+void mcu_timer_start(void)
+{
+    SYST_RVR = SYST_RELOAD;
+    SYST_CVR = 0;
+    SYST_CSR = SYST_ENABLE_TICKINT_CPUCLK;
+    overhead = measure_raw(empty);
+}
+
+/* Re-read when a wrap interrupt lands between the two reads. */
+uint64_t mcu_timer_now(void)
+{
+    uint32_t high, low;
+    do {
+        high = wraps;
+        low = SYST_CVR;
+    } while (high != wraps);
+    return ((uint64_t)high << 24) + (SYST_RELOAD - low);
+}
+
+uint64_t mcu_timer_measure(void (*fn)(void))
+{
+    uint64_t ticks = measure_raw(fn);
+    return ticks > overhead ? ticks - overhead : 0;
+}
+
+uint64_t mcu_timer_overhead(void)
+{
+    return overhead;
+}
