@@ -396,15 +396,18 @@ def lower_cat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 
 
 def lower_softmax(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """TFLite's softmax works on the last axis: other axes are moved there and back."""
     x = lw.value(node.args[0])
-    if lw.torch_axis(x, node.args[1]) != len(lw.shape(x)) - 1:
-        x = lw.as_plain(x)
-        if node.args[1] % len(lw.shape(x)) != len(lw.shape(x)) - 1:
-            _fail(node, "softmax is supported over the last dimension (or channels of a 4-D map)")
-    out = lw.new_activation(node.name, lw.shape(x), quant)
+    rank = len(lw.shape(x))
+    axis = lw.torch_axis(x, node.args[1])
+    to_last = [a for a in range(rank) if a != axis] + [axis]
+    moved = x if axis == rank - 1 else lw.transpose(x, to_last, node.name + "_moved")
+    out = lw.new_activation(node.name, lw.shape(moved), quant)
+    lw.emit("SOFTMAX", [moved], [out], beta=1.0)
+    if axis != rank - 1:
+        out = lw.transpose(out, [to_last.index(a) for a in range(rank)], node.name + "_restored")
     if x in lw.nhwc:
         lw.nhwc.add(out)
-    lw.emit("SOFTMAX", [x], [out], beta=1.0)
     return out
 
 

@@ -38,7 +38,9 @@ def window(in_size: int, kernel: int, stride: int, dilation: int, padding: str) 
 
 
 def quantize_value(real: float, quant: Quant) -> int:
-    return int(quant.zero_point[0]) + int(round_half_away(real / float(quant.scale[0])))
+    """zero_point + round(real / scale), dividing in float32 as TFLite's kernels do."""
+    ratio = np.float32(real) / np.float32(quant.scale[0])
+    return int(quant.zero_point[0]) + int(round_half_away(float(ratio)))
 
 
 def activation_range(fused: str, quant: Quant) -> tuple[int, int]:
@@ -134,6 +136,16 @@ def requant_params(program: Program, op: Op) -> RequantParams:
     qo = program.tensor(op.outputs[0]).quant
     m, s = quantize_multiplier(float(qi.scale[0]) / float(qo.scale[0]))
     return RequantParams(-int(qi.zero_point[0]), int(qo.zero_point[0]), m, s)
+
+
+def relu6_range(program: Program, op: Op) -> tuple[int, int]:
+    """Standalone int8 RELU6 clamps in the input's domain, without rescaling (as TFLite Micro).
+
+    The output must therefore share the input's scale and zero point.
+    """
+    qi = program.tensor(op.inputs[0]).quant
+    six = min(max(quantize_value(6.0, qi), INT8_MIN), INT8_MAX)
+    return int(qi.zero_point[0]), six
 
 
 SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5

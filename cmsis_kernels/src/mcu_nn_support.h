@@ -63,6 +63,25 @@ static inline int8_t mcu_requantize_s8(int32_t acc, int32_t multiplier, int32_t 
     return (int8_t)mcu_clamp(mcu_requantize(acc, multiplier, shift) + out_offset, act_min, act_max);
 }
 
+/* Input coordinates [*start, *end) covered by a pooling window of `kernel` taps starting at base. */
+static inline void mcu_window_range(int32_t base, int32_t kernel, int32_t size, int32_t *start, int32_t *end)
+{
+    *start = base > 0 ? base : 0;
+    *end = base + kernel < size ? base + kernel : size;
+}
+
+/* Fully-connected dot product of one input row with one filter row. */
+static inline int32_t mcu_fc_dot(const int8_t *input, const int8_t *filter_row, int32_t depth, int32_t input_offset,
+                                 int32_t filter_offset)
+{
+    int32_t acc = 0;
+    for (int32_t i = 0; i < depth; i++)
+    {
+        acc += (input[i] + input_offset) * (filter_row[i] + filter_offset);
+    }
+    return acc;
+}
+
 /* Quantization of TFLite int8 ADD. */
 typedef struct
 {
@@ -95,6 +114,26 @@ static inline int8_t mcu_mul_one_s8(int8_t a, int8_t b, const mcu_mul_quant *q)
 {
     const int32_t product = (a + q->input_1_offset) * (b + q->input_2_offset);
     return mcu_requantize_s8(product, q->out_mult, q->out_shift, q->out_offset, q->act_min, q->act_max);
+}
+
+/* Element strides of an NHWC tensor read under broadcasting: 0 along the size-1 dimensions. */
+typedef struct
+{
+    int32_t n, h, w, c;
+} mcu_strides;
+
+static inline mcu_strides mcu_broadcast_strides(const cmsis_nn_dims *d)
+{
+    const mcu_strides s = {d->n == 1 ? 0 : d->h * d->w * d->c, d->h == 1 ? 0 : d->w * d->c, d->w == 1 ? 0 : d->c,
+                           d->c == 1 ? 0 : 1};
+    return s;
+}
+
+/* True when every dimension of in is 1 or equal to out's. */
+static inline int mcu_broadcastable(const cmsis_nn_dims *in, const cmsis_nn_dims *out)
+{
+    return (in->n == 1 || in->n == out->n) && (in->h == 1 || in->h == out->h) && (in->w == 1 || in->w == out->w) &&
+           (in->c == 1 || in->c == out->c);
 }
 
 #endif /* MCU_NN_SUPPORT_H */

@@ -1,0 +1,23 @@
+/* int8 elementwise MUL of two same-shaped tensors (TFLite MUL without broadcast). */
+#include "mcu_nn_support.h"
+
+arm_cmsis_nn_status arm_elementwise_mul_s8(const int8_t *input_1_vect,
+                                           const int8_t *input_2_vect,
+                                           const int32_t input_1_offset,
+                                           const int32_t input_2_offset,
+                                           int8_t *output,
+                                           const int32_t out_offset,
+                                           const int32_t out_mult,
+                                           const int32_t out_shift,
+                                           const int32_t out_activation_min,
+                                           const int32_t out_activation_max,
+                                           const int32_t block_size)
+{
+    const mcu_mul_quant q = {input_1_offset, input_2_offset, out_offset, out_mult, out_shift,
+                             out_activation_min, out_activation_max};
+    for (int32_t i = 0; i < block_size; i++)
+    {
+        output[i] = mcu_mul_one_s8(input_1_vect[i], input_2_vect[i], &q);
+    }
+    return ARM_CMSIS_NN_SUCCESS;
+}

@@ -1,0 +1,250 @@
+"""mcu_compile.compile(): the whole pipeline, and the compiled project it returns.
+
+    export -> quantize -> lower -> plan -> render  (compile)
+    build -> run                                   (CompiledModel.run)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from . import codegen_ops, reference
+from .boards import Board, load_board
+from .build import build as build_project
+from .elf import heap_symbols
+from .errors import BoardFitError, CompileError, InputError
+from .ir import Program
+from .plan import plan_memory
+from .platform import render_platform
+from .render import render_model
+from .report import DEFAULT_STACK_BYTES, format_text, overflowing_regions, predicted_report, with_elf
+from .run import run_qemu
+from .tflite_io import load_tflite, write_tflite
+from .elf import summarize as elf_summary
+
+MANIFEST = "mcu_compile.json"
+PROGRAM_FILE = "program.tflite"
+VECTORS_FILE = "test_vectors.npz"
+EXPECTED_FILE = "expected.npz"
+
+
+class HeapError(CompileError):
+    pass
+
+
+def lcg_int8(count: int, seed: int = 1) -> np.ndarray:
+    """Deterministic int8 test data: s = s*1664525 + 1013904223 (mod 2**32), top byte.
+
+    The same inputs the peer measurements in TARGETS.md used.
+    """
+    out = np.empty(count, dtype=np.int8)
+    s = seed
+    for i in range(count):
+        s = (s * 1664525 + 1013904223) & 0xFFFFFFFF
+        out[i] = np.uint8(s >> 24).view(np.int8)
+    return out
+
+
+def to_program_inputs(program: Program, arrays) -> list[np.ndarray]:
+    """One input tuple (PyTorch layout, float or int8) -> the Edge program's int8 inputs.
+
+    4-D float inputs are NCHW as in PyTorch and are transposed to NHWC; int8 arrays
+    are taken as already in the Edge program's layout.
+    """
+    arrays = list(arrays) if isinstance(arrays, (list, tuple)) else [arrays]
+    if len(arrays) != len(program.inputs):
+        raise InputError(f"the model takes {len(program.inputs)} input(s), got {len(arrays)}")
+    result = []
+    for name, value in zip(program.inputs, arrays):
+        tensor = program.tensor(name)
+        value = value.detach().numpy() if hasattr(value, "detach") else np.asarray(value)
+        if value.dtype == np.int8:
+            quantized = value
+        else:
+            if value.ndim == 4:
+                value = value.transpose(0, 2, 3, 1)
+            scale, zero_point = float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0])
+            quantized = np.clip(np.round(value / scale) + zero_point, -128, 127).astype(np.int8)
+        if tuple(quantized.shape) != tensor.shape:
+            raise InputError(f"input {name!r}: expected shape {list(tensor.shape)} "
+                             f"(Edge program layout, NHWC for images), got {list(quantized.shape)}")
+        result.append(quantized)
+    return result
+
+
+@dataclass
+class ModelRun:
+    """What one firmware run produced."""
+
+    inputs: list[list[np.ndarray]]  # per test vector, the int8 inputs
+    outputs: list[list[np.ndarray]]  # per test vector, the firmware's int8 outputs
+    expected: list[list[np.ndarray]]  # the host reference's outputs
+    instructions: list[int]  # per test vector, instructions of one inference
+    elf: Path
+    npu_sim: str = "none"
+
+    @property
+    def bit_exact(self) -> bool:
+        return all(np.array_equal(a, b) for got, want in zip(self.outputs, self.expected)
+                   for a, b in zip(got, want))
+
+
+@dataclass
+class CompiledModel:
+    project_dir: Path
+    program_path: Path
+    report: dict
+    board: Board
+    _program: Program | None = field(default=None, repr=False)
+
+    @property
+    def program(self) -> Program:
+        if self._program is None:
+            self._program = load_tflite(self.program_path)
+        return self._program
+
+    def vectors(self) -> list[list[np.ndarray]]:
+        return _load_vectors(self.project_dir / VECTORS_FILE)
+
+    def expected(self) -> list[list[np.ndarray]]:
+        return _load_vectors(self.project_dir / EXPECTED_FILE)
+
+    def build(self) -> Path:
+        elf = build_project(self.project_dir)
+        heap = heap_symbols(elf)
+        if heap:
+            raise HeapError(f"the firmware links heap functions ({', '.join(heap)}); "
+                            f"a kernel or the runtime calls malloc: report this as a bug")
+        self.report = with_elf(self.report, self.board, elf_summary(elf, self.board))
+        self._save_report()
+        return elf
+
+    def run(self, inputs=None, timeout: float = 120.0) -> ModelRun:
+        """Build, run on the board's simulator and compare with the host reference.
+
+        inputs: None (the bundled test vectors) or a list of input tuples (float in
+        PyTorch layout, or int8 in the Edge program's layout).
+        """
+        if inputs is not None:
+            vectors = [to_program_inputs(self.program, v) for v in inputs]
+            _write_vectors(self.project_dir, self.program, self.board, vectors,
+                           self.report["stack_bytes"], self.report["arena"])
+        elf = self.build()
+        result = run_qemu(self.board, elf, timeout=timeout)
+        vectors, expected = self.vectors(), self.expected()
+        outputs = [[np.frombuffer(raw, dtype=np.int8).reshape(self.program.tensor(name).shape)
+                    for raw, name in zip(per_vector, self.program.outputs)]
+                   for per_vector in result.outputs]
+        run = ModelRun(vectors, outputs, expected, list(result.instructions), elf)
+        self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions}
+        self._save_report()
+        return run
+
+    def _save_report(self) -> None:
+        manifest_path = self.project_dir / MANIFEST
+        manifest = json.loads(manifest_path.read_text())
+        manifest["report"] = self.report
+        manifest_path.write_text(json.dumps(manifest, indent=1))
+
+    def report_text(self) -> str:
+        return format_text(self.report)
+
+
+def _load_vectors(path: Path) -> list[list[np.ndarray]]:
+    data = np.load(path)
+    count = int(data["count"])
+    per = int(data["per_vector"])
+    return [[data[f"v{v}_{i}"] for i in range(per)] for v in range(count)]
+
+
+def _save_vectors(path: Path, vectors: list[list[np.ndarray]]) -> None:
+    arrays = {f"v{v}_{i}": a for v, vec in enumerate(vectors) for i, a in enumerate(vec)}
+    np.savez(path, count=len(vectors), per_vector=len(vectors[0]) if vectors else 0, **arrays)
+
+
+def _write_vectors(project_dir: Path, program: Program, board: Board, vectors, stack_bytes: int,
+                   arena: dict) -> None:
+    """Bundle test vectors into the firmware and record the host reference's outputs."""
+    expected = [reference.run(program, v) for v in vectors]
+    render_platform(board, project_dir, vectors, stack_bytes=stack_bytes,
+                    arena_sections={arena["region"]: arena["bytes"]})
+    _save_vectors(project_dir / VECTORS_FILE, vectors)
+    _save_vectors(project_dir / EXPECTED_FILE, expected)
+
+
+def build_program(model, example_inputs, calibration) -> Program:
+    """Front half of the pipeline: model -> int8 Edge program."""
+    if isinstance(model, (str, Path)) and str(model).endswith(".tflite"):
+        return load_tflite(Path(model))
+    from .frontend import export  # torch is imported only for PyTorch models
+    from .lower import lower
+    from .quantize import quantize
+    if example_inputs is None:
+        raise InputError("example_inputs are required for a PyTorch model: a tuple of tensors "
+                         "shaped like forward()'s arguments")
+    example_inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    exported = export(model, example_inputs)
+    return lower(quantize(exported, calibration, example_inputs), example_inputs)
+
+
+def default_vectors(program: Program, example_inputs) -> list[list[np.ndarray]]:
+    if example_inputs is not None:
+        example_inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+        return [to_program_inputs(program, example_inputs)]
+    return [[lcg_int8(program.tensor(n).size, seed=1 + i).reshape(program.tensor(n).shape)
+             for i, n in enumerate(program.inputs)]]
+
+
+def check_fit(report: dict) -> None:
+    over = overflowing_regions(report)
+    if over:
+        name, row = over[0]
+        raise BoardFitError(
+            f"the model does not fit {report['board']}: region {name} ({row['kind']}) needs "
+            f"{row['used']:,} B but has {row['size']:,} B, over by {row['used'] - row['size']:,} B "
+            f"(arena {report['arena']['bytes']:,} B, weights {report['weights_bytes']:,} B); "
+            f"choose a board with more memory or a smaller model")
+
+
+def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
+            board: str = "mps3-an547", out_dir: str | Path = "mcu_out",
+            test_inputs: Iterable | None = None, stack_bytes: int = DEFAULT_STACK_BYTES) -> CompiledModel:
+    """Compile a model into a firmware project for `board`.
+
+    model: an nn.Module, an ExportedProgram, or the path of a .pt2 (torch.export.save)
+    or of an int8 .tflite. calibration: input tuples for PT2E calibration (default:
+    the example inputs). test_inputs: input tuples bundled into the firmware and
+    checked against the host reference (default: the example inputs).
+    """
+    board_info = load_board(board)
+    program = build_program(model, example_inputs, calibration)
+    scratch = [codegen_ops.scratch_bytes(program, op) for op in program.ops]
+    plan = plan_memory(program, scratch)
+    report = predicted_report(program, plan, board_info, stack_bytes)
+    check_fit(report)
+    project_dir = Path(out_dir)
+    project_dir.mkdir(parents=True, exist_ok=True)
+    program_path = project_dir / PROGRAM_FILE
+    program_path.write_bytes(write_tflite(program))
+    render_model(program, plan, board_info, project_dir)
+    vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
+               else default_vectors(program, example_inputs))
+    _write_vectors(project_dir, program, board_info, vectors, stack_bytes, report["arena"])
+    (project_dir / MANIFEST).write_text(json.dumps({"board": board_info.name, "report": report}, indent=1))
+    return CompiledModel(project_dir, program_path, report, board_info, program)
+
+
+def load(project_dir: str | Path) -> CompiledModel:
+    """A project written by compile(), for `mcu-compile build/run/report DIR`."""
+    project_dir = Path(project_dir)
+    manifest_path = project_dir / MANIFEST
+    if not manifest_path.is_file():
+        raise InputError(f"{project_dir} is not an mcu-compile project (no {MANIFEST}); "
+                         f"create one with `mcu-compile compile MODEL --out {project_dir}`")
+    manifest = json.loads(manifest_path.read_text())
+    return CompiledModel(project_dir, project_dir / PROGRAM_FILE, manifest["report"],
+                         load_board(manifest["board"]))

@@ -1,0 +1,91 @@
+"""Reads sizes, symbols and memory use out of a firmware ELF (pyelftools)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from .boards import Board
+
+HEAP_FUNCTIONS = ("malloc", "free", "calloc", "realloc", "_sbrk", "_malloc_r", "_free_r", "_sbrk_r")
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    address: int
+    size: int
+    section: str   # "" for absolute/undefined symbols
+    kind: str      # "func" or "object"
+
+
+def _alloc_sections(elf: ELFFile):
+    return [s for s in elf.iter_sections() if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_size"]]
+
+
+def section_sizes(elf_path: Path) -> dict[str, int]:
+    """Bytes of every section that occupies target memory."""
+    with open(elf_path, "rb") as f:
+        return {s.name: s["sh_size"] for s in _alloc_sections(ELFFile(f))}
+
+
+def symbols(elf_path: Path) -> list[Symbol]:
+    """Functions and data objects, with the section that holds them."""
+    with open(elf_path, "rb") as f:
+        elf = ELFFile(f)
+        names = {i: s.name for i, s in enumerate(elf.iter_sections())}
+        out = []
+        for sym in elf.get_section_by_name(".symtab").iter_symbols():
+            kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(sym["st_info"]["type"])
+            if kind:
+                shndx = sym["st_shndx"]
+                section = names.get(shndx, "") if isinstance(shndx, int) else ""
+                out.append(Symbol(sym.name, sym["st_value"], sym["st_size"], section, kind))
+        return out
+
+
+def heap_symbols(elf_path: Path) -> list[str]:
+    """Heap functions linked into the firmware; heapless firmware has none."""
+    return sorted({s.name for s in symbols(elf_path) if s.name in HEAP_FUNCTIONS})
+
+
+def function_at(elf_path: Path, address: int) -> str | None:
+    """Name of the function containing address (Thumb bit ignored)."""
+    address &= ~1
+    for s in symbols(elf_path):
+        start = s.address & ~1
+        if s.kind == "func" and start <= address < start + max(s.size, 1):
+            return s.name
+    return None
+
+
+def region_usage(elf_path: Path, board: Board) -> dict[str, int]:
+    """Bytes used in each board region: sections at their run address, plus the load
+    image of initialised data (e.g. .data) at its load address in flash."""
+    used = {r.name: 0 for r in board.regions}
+    with open(elf_path, "rb") as f:
+        elf = ELFFile(f)
+        segments = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+        for sec in _alloc_sections(elf):
+            _add(used, board, sec["sh_addr"], sec["sh_size"])
+            load = _load_address(sec, segments)
+            if load != sec["sh_addr"]:
+                _add(used, board, load, sec["sh_size"])
+    return used
+
+
+def _load_address(sec, segments) -> int:
+    if sec["sh_type"] == "SHT_NOBITS":
+        return sec["sh_addr"]
+    for seg in segments:
+        if seg.section_in_segment(sec):
+            return sec["sh_addr"] - seg["p_vaddr"] + seg["p_paddr"]
+    return sec["sh_addr"]
+
+
+def _add(used: dict[str, int], board: Board, address: int, size: int) -> None:
+    region = board.region_at(address)
+    if region is not None:
+        used[region.name] += size

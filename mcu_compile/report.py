@@ -1,0 +1,94 @@
+"""The budget report: what the firmware needs in each memory region of the board.
+
+Before the build the sizes are predicted from the plan (arena, weights, stack);
+after the build they are read from the ELF. Text for people, a dict (JSON) for tools.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from .boards import Board
+from .ir import Program
+from .plan import MemoryPlan
+
+# Code the model needs besides its weights (kernels, startup, runtime), assumed before
+# the first build; the ELF figures replace it afterwards.
+CODE_ESTIMATE_BYTES = 24 * 1024
+DEFAULT_STACK_BYTES = 8 * 1024
+
+
+def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int) -> dict:
+    weights = sum(t.nbytes for t in program.constants())
+    usage = {r.name: 0 for r in board.regions}
+    usage[board.code_region] += weights + CODE_ESTIMATE_BYTES
+    usage[board.arena_region] += plan.arena_bytes
+    usage[board.data_region] += stack_bytes
+    return {
+        "board": board.name,
+        "cpu": board.cpu.core,
+        "model": {
+            "ops": len(program.ops),
+            "op_counts": dict(Counter(op.kind for op in program.ops)),
+            "inputs": [_tensor_info(program, n) for n in program.inputs],
+            "outputs": [_tensor_info(program, n) for n in program.outputs],
+        },
+        "arena": {"bytes": plan.arena_bytes, "lower_bound": plan.lower_bound,
+                  "region": board.arena_region,
+                  "shared_storage": dict(plan.aliases)},
+        "weights_bytes": weights,
+        "stack_bytes": stack_bytes,
+        "regions": {r.name: _region_row(r, usage[r.name], predicted=True) for r in board.regions},
+    }
+
+
+def _tensor_info(program: Program, name: str) -> dict:
+    t = program.tensor(name)
+    return {"name": name, "shape": list(t.shape), "dtype": t.dtype,
+            "scale": float(t.quant.scale[0]), "zero_point": int(t.quant.zero_point[0])}
+
+
+def _region_row(region, used: int, predicted: bool) -> dict:
+    return {"kind": region.kind, "origin": region.origin, "size": region.length, "used": used,
+            "percent": round(100.0 * used / region.length, 2) if region.length else 0.0,
+            "headroom": region.length - used, "predicted": predicted}
+
+
+def overflowing_regions(report: dict) -> list[tuple[str, dict]]:
+    return [(name, row) for name, row in report["regions"].items() if row["used"] > row["size"]]
+
+
+def with_elf(report: dict, board: Board, elf_summary: dict) -> dict:
+    """Replace the predictions with what the linked ELF really uses."""
+    updated = dict(report)
+    updated["regions"] = {r.name: _region_row(r, elf_summary["regions"].get(r.name, 0), predicted=False)
+                          for r in board.regions}
+    updated["elf"] = elf_summary
+    return updated
+
+
+def format_text(report: dict) -> str:
+    arena = report["arena"]
+    lines = [f"Budget report for {report['board']} ({report['cpu']})",
+             f"  model: {report['model']['ops']} ops "
+             f"({', '.join(f'{k} x{v}' for k, v in sorted(report['model']['op_counts'].items()))})",
+             f"  arena: {arena['bytes']:,} B in {arena['region']} "
+             f"(lower bound {arena['lower_bound']:,} B)",
+             f"  weights: {report['weights_bytes']:,} B   stack reserve: {report['stack_bytes']:,} B"]
+    elf = report.get("elf")
+    if elf:
+        lines.append(f"  flash (text+rodata+data): {elf['flash_bytes']:,} B = weights "
+                     f"{elf['weights_bytes']:,} + kernels {elf['kernel_bytes']:,} + runtime "
+                     f"{elf['runtime_bytes']:,}")
+    source = "from the ELF" if elf else "predicted; code estimated"
+    lines.append(f"  {'region':<8}{'kind':<7}{'used':>12}{'size':>12}{'use':>8}{'headroom':>12}   ({source})")
+    for name, row in report["regions"].items():
+        if row["used"] == 0 and row["kind"] == "ram":
+            continue
+        lines.append(f"  {name:<8}{row['kind']:<7}{row['used']:>12,}{row['size']:>12,}"
+                     f"{row['percent']:>7.1f}%{row['headroom']:>12,}")
+    run = report.get("run")
+    if run:
+        verdict = "bit-exact with the host reference" if run["bit_exact"] else "DIFFERENT from the host reference"
+        lines.append(f"  run: {verdict}; instructions per inference: "
+                     + ", ".join(f"{n:,}" for n in run["instructions"]))
+    return "\n".join(lines)
