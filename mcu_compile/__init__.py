@@ -1,5 +1,12 @@
 """mcu-compile: PyTorch model -> int8 Edge program -> heapless C firmware for Arm microcontrollers."""
-from .api import CompiledModel, ModelRun, compile, load
 from .errors import CompileError
 
 __all__ = ["compile", "load", "CompiledModel", "ModelRun", "CompileError"]
+
+
+def __getattr__(name):
+    # The pipeline imports torch; load it only when it is used.
+    if name in ("compile", "load", "CompiledModel", "ModelRun"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'mcu_compile' has no attribute {name!r}")

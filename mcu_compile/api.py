@@ -21,10 +21,9 @@ from .ir import Program
 from .plan import plan_memory
 from .platform import render_platform
 from .render import render_model
-from .report import DEFAULT_STACK_BYTES, format_text, overflowing_regions, predicted_report, with_elf
+from .report import DEFAULT_STACK_BYTES, elf_summary, format_text, overflowing_regions, predicted_report, with_elf
 from .run import run_qemu
 from .tflite_io import load_tflite, write_tflite
-from .elf import summarize as elf_summary
 
 MANIFEST = "mcu_compile.json"
 PROGRAM_FILE = "program.tflite"
@@ -119,7 +118,8 @@ class CompiledModel:
         if heap:
             raise HeapError(f"the firmware links heap functions ({', '.join(heap)}); "
                             f"a kernel or the runtime calls malloc: report this as a bug")
-        self.report = with_elf(self.report, self.board, elf_summary(elf, self.board))
+        weights = set(self._manifest()["weight_symbols"])
+        self.report = with_elf(self.report, self.board, elf_summary(elf, self.board, weights))
         self._save_report()
         return elf
 
@@ -144,11 +144,13 @@ class CompiledModel:
         self._save_report()
         return run
 
+    def _manifest(self) -> dict:
+        return json.loads((self.project_dir / MANIFEST).read_text())
+
     def _save_report(self) -> None:
-        manifest_path = self.project_dir / MANIFEST
-        manifest = json.loads(manifest_path.read_text())
+        manifest = self._manifest()
         manifest["report"] = self.report
-        manifest_path.write_text(json.dumps(manifest, indent=1))
+        (self.project_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
     def report_text(self) -> str:
         return format_text(self.report)
@@ -230,11 +232,12 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     project_dir.mkdir(parents=True, exist_ok=True)
     program_path = project_dir / PROGRAM_FILE
     program_path.write_bytes(write_tflite(program))
-    render_model(program, plan, board_info, project_dir)
+    weight_symbols = render_model(program, plan, board_info, project_dir)
     vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
                else default_vectors(program, example_inputs))
     _write_vectors(project_dir, program, board_info, vectors, stack_bytes, report["arena"])
-    (project_dir / MANIFEST).write_text(json.dumps({"board": board_info.name, "report": report}, indent=1))
+    (project_dir / MANIFEST).write_text(json.dumps(
+        {"board": board_info.name, "weight_symbols": weight_symbols, "report": report}, indent=1))
     return CompiledModel(project_dir, program_path, report, board_info, program)
 
 

@@ -124,9 +124,7 @@ def conv_2d(program: Program, op: Op, args: list) -> np.ndarray:
 def depthwise_conv_2d(program: Program, op: Op, args: list) -> np.ndarray:
     x, w = args[0], args[1]
     _, zp_in = _quant(program, op.inputs[0])
-    multiplier = op.options.get("depth_multiplier", 1)
-    if multiplier != w.shape[3] // x.shape[3]:
-        multiplier = w.shape[3] // x.shape[3]  # TFLite derives it from the shapes
+    multiplier = w.shape[3] // x.shape[3]  # as TFLite, trust the shapes over depth_multiplier
     # Output channel c*M + m reads input channel c.
     xr = np.repeat(x.astype(np.int64) - zp_in, multiplier, axis=-1)
     patches, _ = _window_patches(xr, program, op, w.shape[1:3], 0)
@@ -222,8 +220,9 @@ def quantize(program: Program, op: Op, args: list) -> np.ndarray:
     x = args[0]
     s_out, zp_out = _quant(program, op.outputs[0])
     if x.dtype == np.float32:
-        # float32 division, then round half away from zero (TfLiteRound).
-        q = np.trunc(x / np.float32(s_out) + np.copysign(np.float32(0.5), x))
+        # float32 division, then round half away from zero (TfLiteRound) done exactly in float64.
+        ratio = (x / np.float32(s_out)).astype(np.float64)
+        q = np.copysign(np.floor(np.abs(ratio) + 0.5), ratio)
         return np.clip(q.astype(np.int64) + zp_out, op_params.INT8_MIN, op_params.INT8_MAX)
     p = op_params.requant_params(program, op)
     out = mbqm(x.astype(np.int64) + p.input_offset, p.multiplier, p.shift) + p.output_offset

@@ -10,13 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
 from . import codegen_ops
 from .boards import Board
 from .ir import Program
 from .plan import MemoryPlan
-from .resources import resource_dir
 
 C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "uint8_t"}
 
@@ -128,7 +125,9 @@ void model_invoke(void);
 """
 
 
-def render_model(program: Program, plan: MemoryPlan, board: Board, project_dir: Path) -> None:
+def render_model(program: Program, plan: MemoryPlan, board: Board, project_dir: Path) -> list[str]:
+    """Writes model.c and model.h; returns the C names of the constant arrays (weights)."""
     source = ModelSource(program, plan, f".arena.{board.arena_region}")
     (project_dir / "model.c").write_text(source.model_c())
     (project_dir / "model.h").write_text(source.model_h())
+    return [source.names[t.name] for t in program.constants()]

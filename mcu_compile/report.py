@@ -5,9 +5,11 @@ after the build they are read from the ELF. Text for people, a dict (JSON) for t
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from .boards import Board
+from .elf import region_usage, symbols
 from .ir import Program
 from .plan import MemoryPlan
 
@@ -64,6 +66,22 @@ def with_elf(report: dict, board: Board, elf_summary: dict) -> dict:
                           for r in board.regions}
     updated["elf"] = elf_summary
     return updated
+
+
+KERNEL_SYMBOL = re.compile(r"^(arm_|mcu_nn_)|_s8$|_s8_")
+
+
+def elf_summary(elf_path, board: Board, weight_symbols: set[str]) -> dict:
+    """Flash split into weights, kernels and the rest (runtime: startup, main, model_invoke, libc)."""
+    regions = region_usage(elf_path, board)
+    flash = sum(used for name, used in regions.items() if board.region(name).kind == "flash")
+    syms = symbols(elf_path)
+    weights = sum(s.size for s in syms if s.kind == "object" and s.name in weight_symbols)
+    kernels = sum(s.size for s in syms if s.kind == "func" and KERNEL_SYMBOL.search(s.name))
+    largest = sorted(syms, key=lambda s: -s.size)[:10]
+    return {"regions": regions, "flash_bytes": flash, "weights_bytes": weights,
+            "kernel_bytes": kernels, "runtime_bytes": flash - weights - kernels,
+            "largest_symbols": [{"name": s.name, "bytes": s.size, "kind": s.kind} for s in largest]}
 
 
 def format_text(report: dict) -> str:

@@ -230,7 +230,7 @@ arm_cmsis_nn_status mcu_pad_s8(const int8_t *input,
                                int8_t *output);
 
 /**
- * Requantizing RELU/RELU6 as TFLite Micro's ReluQuantized:
+ * Requantizing RELU as TFLite Micro's ReluQuantized:
  * out = clamp(out_offset + requantize(x + input_offset, out_mult, out_shift), act_min, act_max).
  */
 arm_cmsis_nn_status mcu_relu_s8(const int8_t *input,
@@ -242,6 +242,16 @@ arm_cmsis_nn_status mcu_relu_s8(const int8_t *input,
                                 const int32_t out_shift,
                                 const int32_t out_activation_min,
                                 const int32_t out_activation_max);
+
+/**
+ * RELU6 as TFLite Micro's Relu6Quantized: a clamp to [act_min, act_max] in the
+ * input's domain (output quantization equals the input's).
+ */
+arm_cmsis_nn_status mcu_relu6_s8(const int8_t *input,
+                                 int8_t *output,
+                                 const int32_t size,
+                                 const int32_t out_activation_min,
+                                 const int32_t out_activation_max);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* int8 RELU / RELU6 with requantization (TFLite Micro ReluQuantized). */
+/* int8 RELU with requantization (TFLite Micro ReluQuantized). */
 #include "mcu_nn_support.h"
 
 arm_cmsis_nn_status mcu_relu_s8(const int8_t *input,

@@ -34,7 +34,9 @@ void mcu_timer_start(void)
     overhead = measure_raw(empty);
 }
 
-/* Re-read when a wrap interrupt lands between the two reads. */
+/* Ticks since start, modulo 2^64 (only differences matter). The counter runs RELOAD..0;
+ * the wrap interrupt is taken as it reaches 0, before the reload, so a 0 already belongs
+ * to the next high word. Re-read when the interrupt lands between the two reads. */
 uint64_t mcu_timer_now(void)
 {
     uint32_t high, low;
@@ -42,7 +44,8 @@ uint64_t mcu_timer_now(void)
         high = wraps;
         low = SYST_CVR;
     } while (high != wraps);
-    return ((uint64_t)high << 24) + (SYST_RELOAD - low);
+    uint64_t in_period = low ? low : SYST_RELOAD + 1u;
+    return ((uint64_t)high << 24) + SYST_RELOAD - in_period;
 }
 
 uint64_t mcu_timer_measure(void (*fn)(void))

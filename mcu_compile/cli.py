@@ -1,0 +1,135 @@
+"""The `mcu-compile` command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import CompileError, InputError
+
+EPILOG = """\b
+A typical session:
+  mcu-compile compile model.tflite --board mps3-an547 --out fw/
+  mcu-compile run fw/          # build, run in QEMU, compare with the host reference
+  mcu-compile report fw/       # flash and RAM per memory region
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Compile a neural network into heapless C firmware for an Arm microcontroller,
+    with every byte of memory planned at compile time."""
+
+
+def _fail(err: Exception):
+    click.echo(f"error: {err}", err=True)
+    sys.exit(2)
+
+
+def _calibration_inputs(path: Path | None):
+    """An .npz whose arrays (in name order) are input batches: one tuple per row."""
+    if path is None:
+        return None
+    data = np.load(path)
+    arrays = [data[k] for k in sorted(data.files)]
+    if not arrays:
+        raise InputError(f"{path}: no arrays inside; save one array per model input "
+                         f"with np.savez (first axis = sample)")
+    return [tuple(a[i:i + 1] for a in arrays) for i in range(len(arrays[0]))]
+
+
+@main.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--board", "-b", default="mps3-an547", show_default=True,
+              help="Target board (see `mcu-compile boards`) or a board .toml file.")
+@click.option("--out", "-o", "out_dir", default="mcu_out", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of the generated firmware project.")
+@click.option("--calibrate", type=click.Path(exists=True, dir_okay=False),
+              help="Calibration data (.npz, one array per input, first axis = sample) for a .pt2 model.")
+def compile_cmd(model, board, out_dir, calibrate):
+    """Compile MODEL (.tflite int8, or .pt2 from torch.export.save) into a firmware project."""
+    from .api import compile as compile_model
+    try:
+        calibration = _calibration_inputs(Path(calibrate) if calibrate else None)
+        example = _pt2_example_inputs(model, calibration)
+        compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir)
+    except CompileError as err:
+        _fail(err)
+    click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")
+    click.echo(compiled.report_text())
+
+
+def _pt2_example_inputs(model: str, calibration):
+    if not model.endswith(".pt2"):
+        return None
+    if calibration:
+        return calibration[0]
+    import torch
+    from .frontend import export
+    exported = export(model, ())
+    args = getattr(exported, "example_inputs", None)
+    if not args or not args[0]:
+        raise InputError(f"{model} carries no example inputs; pass --calibrate data.npz")
+    return tuple(args[0])
+
+
+@main.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+def build(project):
+    """Build the firmware ELF of a compiled PROJECT directory (arm-none-eabi-gcc)."""
+    from .api import load
+    try:
+        elf = load(project).build()
+    except CompileError as err:
+        _fail(err)
+    click.echo(f"built {elf}")
+
+
+@main.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds before the run counts as hung.")
+def run(project, timeout):
+    """Build PROJECT, run it in the board's simulator and compare its outputs with the
+    host reference byte for byte. Exits 1 when they differ."""
+    from .api import load
+    try:
+        compiled = load(project)
+        result = compiled.run(timeout=timeout)
+    except CompileError as err:
+        _fail(err)
+    for v, count in enumerate(result.instructions):
+        click.echo(f"vector {v}: {count:,} instructions per inference")
+    if result.bit_exact:
+        click.echo("outputs: bit-exact with the host reference")
+    else:
+        click.echo("outputs: DIFFERENT from the host reference", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(project, as_json):
+    """Print the budget report of PROJECT: memory per region, arena, weights, code."""
+    from .api import load
+    try:
+        compiled = load(project)
+    except CompileError as err:
+        _fail(err)
+    click.echo(json.dumps(compiled.report, indent=1) if as_json else compiled.report_text())
+
+
+@main.command()
+def boards():
+    """List the boards mcu-compile can target."""
+    from .boards import list_boards, load_board
+    for name in list_boards():
+        b = load_board(name)
+        click.echo(f"{name:<14} {b.description}")
+
+
+if __name__ == "__main__":
+    main()
