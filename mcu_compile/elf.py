@@ -51,6 +51,14 @@ def heap_symbols(elf_path: Path) -> list[str]:
     return sorted({s.name for s in symbols(elf_path) if s.name in HEAP_FUNCTIONS})
 
 
+def stack_size(elf_path: Path) -> int:
+    """Bytes reserved for the stack by the linker script (__stack_top - __stack_limit)."""
+    with open(elf_path, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        top, limit = (symtab.get_symbol_by_name(n) for n in ("__stack_top", "__stack_limit"))
+        return top[0]["st_value"] - limit[0]["st_value"] if top and limit else 0
+
+
 def function_at(elf_path: Path, address: int) -> str | None:
     """Name of the function containing address (Thumb bit ignored)."""
     address &= ~1

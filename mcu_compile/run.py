@@ -16,6 +16,15 @@ from .resources import resource_dir
 EXIT_OK, EXIT_ERROR, EXIT_FAULT = 0, 2, 3
 
 
+# Configurable Fault Status Register bits (Armv7-M / Armv8-M ARM, B3.2.15).
+CFSR_BITS = {0: "instruction access violation", 1: "data access violation",
+             4: "stacking error (MPU)", 8: "instruction bus error", 9: "precise data bus error",
+             10: "imprecise data bus error", 12: "stacking bus error",
+             16: "undefined instruction", 17: "invalid state", 18: "invalid PC on return",
+             19: "no coprocessor (FPU/MVE not enabled)", 20: "stack overflow (MSPLIM)",
+             24: "unaligned access", 25: "division by zero"}
+
+
 class RunError(CompileError):
     pass
 
@@ -66,14 +75,28 @@ def run_qemu(board: Board, elf: Path, timeout: float = 120.0) -> RunResult:
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         raise _hang(elf, timeout, _text(e.stdout)) from None
-    stdout = _text(proc.stdout)
+    stdout, stderr = _text(proc.stdout), _text(proc.stderr)
     if proc.returncode == EXIT_FAULT and "MCU-FAULT" in stdout:
         raise _fault(elf, stdout)
+    if "Lockup" in stderr:
+        raise FirmwareFault(f"firmware {elf} locked up (a fault while handling a fault, usually a "
+                            f"stack overflow) after output {_last_line(stdout)!r}: "
+                            f"{_last_line(stderr.split('R00=')[0])}; give it a larger stack")
     if proc.returncode != EXIT_OK or "MCU-DONE" not in stdout:
         raise RunError(f"firmware {elf} exited with code {proc.returncode}: "
-                       f"{_last_line(stdout + _text(proc.stderr))}")
+                       f"{_last_line(stdout + stderr)}")
     ns_per_insn = 2 ** sim["icount_shift"]
-    return parse_output(stdout, proc.returncode, board.timer.ns_per_tick / ns_per_insn)
+    result = parse_output(stdout, proc.returncode, board.timer.ns_per_tick / ns_per_insn)
+    _check_stack(elf, result.stack_bytes)
+    return result
+
+
+def _check_stack(elf: Path, used: int) -> None:
+    """The stack paint was used up completely: the stack overflowed into what lies below."""
+    size = elfinfo.stack_size(Path(elf))
+    if size and used >= size:
+        raise FirmwareFault(f"firmware {elf} overflowed its {size} B stack (the whole stack paint "
+                            f"was overwritten); give it a larger stack")
 
 
 def parse_output(stdout: str, exit_code: int, insn_per_tick: float) -> RunResult:
@@ -109,8 +132,11 @@ def _fault(elf: Path, stdout: str) -> FirmwareFault:
     where = ""
     if pc:
         where = f" in {elfinfo.function_at(Path(elf), int(pc[1], 16)) or 'unknown code'}"
-    return FirmwareFault(f"firmware {elf} crashed{where}: {line} (decode cfsr/hfsr with the "
-                         f"Armv7-M/v8-M ARM; `arm-none-eabi-addr2line -e {elf} <pc>` gives the line)")
+    cfsr = re.search(r"cfsr=(0x[0-9a-f]+)", line)
+    causes = [n for bit, n in CFSR_BITS.items() if cfsr and int(cfsr[1], 16) >> bit & 1]
+    why = f" ({', '.join(causes)})" if causes else ""
+    return FirmwareFault(f"firmware {elf} crashed{where}{why}: {line}; "
+                         f"`arm-none-eabi-addr2line -e {elf} <pc>` gives the source line")
 
 
 def _text(data: bytes | str | None) -> str:

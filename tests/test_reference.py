@@ -280,8 +280,8 @@ def test_relu6_clamps_in_input_domain():
 
 def test_quantize_requantizes_int8():
     b = Builder(seed=7)
-    x = b.act("x", (1, 16), scale=0.05, zp=4)
-    b.act("y", (1, 16), scale=0.02, zp=-7)
+    x = b.act("x", (1, 64), scale=0.02, zp=4)
+    b.act("y", (1, 64), scale=0.03, zp=-7)
     assert_matches_tflm(b.op("QUANTIZE", [x], "y"))
 
 

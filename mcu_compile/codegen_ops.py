@@ -1,0 +1,464 @@
+"""C code for one Edge op: a call into the CMSIS-NN-compatible kernels of cmsis_kernels/.
+
+emit_op() returns the file-scope declarations (per-channel requantization tables)
+and the statements model_invoke() runs for the op: a comment naming the op, its
+shapes and main parameters, then a block filling the CMSIS-NN parameter structs
+and calling the kernel with fixed pointers. Every integer parameter comes from
+op_params, the same place the host reference interpreter takes it from.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import op_params
+from .errors import UnsupportedOpError
+from .ir import Op, Program
+
+
+@dataclass
+class CodeFragment:
+    declarations: list[str]  # file-scope C, each a complete statement
+    statements: list[str]  # C statements inside model_invoke(), in order
+
+
+Ref = Callable[[str], str]
+
+
+@dataclass
+class _Site:
+    """Everything an emitter needs about the op being emitted."""
+
+    program: Program
+    op: Op
+    ref: Ref
+    scratch: str | None
+    uid: str
+
+    def shape(self, index: int = 0, output: bool = False) -> tuple[int, ...]:
+        names = self.op.outputs if output else self.op.inputs
+        return self.program.tensor(names[index]).shape
+
+    def zero_point(self, name: str) -> int:
+        return int(self.program.tensor(name).quant.zero_point[0])
+
+    @property
+    def x(self) -> str:
+        return self.ref(self.op.inputs[0])
+
+    @property
+    def y(self) -> str:
+        return self.ref(self.op.outputs[0])
+
+    def unsupported(self, why: str) -> UnsupportedOpError:
+        return UnsupportedOpError(f"{self.op.source or self.op.kind}: {why}")
+
+
+# ---------------------------------------------------------------- C text helpers
+
+def _dims(shape) -> str:
+    """cmsis_nn_dims initializer {n, h, w, c}."""
+    return "{" + ", ".join(str(int(d)) for d in shape) + "}"
+
+
+def _nhwc(shape, site: _Site) -> tuple[int, ...]:
+    """A tensor shape of rank <= 4 as 4D, leading dimensions 1 (TFLite's broadcast alignment)."""
+    if len(shape) > 4:
+        raise site.unsupported(f"{site.op.kind} on a rank-{len(shape)} tensor is not supported (at most 4D)")
+    return (1,) * (4 - len(shape)) + tuple(shape)
+
+
+def _shape_text(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _call(function: str, args: list[str]) -> str:
+    """`function(args);` wrapped at 110 columns, continuation lines aligned after the parenthesis."""
+    head = f"{function}("
+    lines, line = [], head
+    for i, arg in enumerate(args):
+        text = arg + (");" if i == len(args) - 1 else ",")
+        if line != head and not line.endswith("(") and len(line) + 1 + len(text) > 110:
+            lines.append(line)
+            line = " " * len(head) + text
+        else:
+            line += ("" if line.endswith("(") else " ") + text
+    return "\n".join(lines + [line])
+
+
+def _block(site: _Site, summary: str, body: list[str]) -> str:
+    """The op's statement: a one-line comment, then its body in a block."""
+    op = site.op
+    ins = ", ".join(_shape_text(site.program.tensor(n).shape) for n in op.inputs
+                    if n and not site.program.tensor(n).is_const)
+    comment = f"{op.kind} {op.outputs[0]}: {ins} -> {_shape_text(site.shape(output=True))}"
+    if summary:
+        comment += f", {summary}"
+    comment = comment.replace("*/", "* /")
+    inner = "\n".join("    " + line for stmt in body for line in stmt.splitlines())
+    return f"/* {comment} */\n{{\n{inner}\n}}"
+
+
+def _int_array(name: str, values) -> str:
+    values = [int(v) for v in values]
+    rows = [", ".join(str(v) for v in values[i:i + 8]) for i in range(0, len(values), 8)]
+    body = ",\n    ".join(rows)
+    return f"static const int32_t {name}[{len(values)}] = {{\n    {body}\n}};"
+
+
+def _activation(site: _Site) -> tuple[int, int]:
+    return op_params.op_activation_range(site.program, site.op)
+
+
+def _activation_text(site: _Site) -> str:
+    fused = site.op.options.get("fused_activation_function", "NONE")
+    return "" if fused == "NONE" else f", {fused}"
+
+
+def _bias_ref(site: _Site) -> str:
+    name = site.op.inputs[2] if len(site.op.inputs) > 2 else ""
+    return site.ref(name) if name else "NULL"
+
+
+def _per_channel_tables(site: _Site) -> list[str]:
+    """File-scope multiplier and shift arrays, one entry per output channel."""
+    multipliers, shifts = op_params.per_channel_requant(site.program, site.op)
+    return [_int_array(f"{site.uid}_multiplier", multipliers), _int_array(f"{site.uid}_shift", shifts)]
+
+
+def _quant_params_line(site: _Site) -> str:
+    return (f"const cmsis_nn_per_channel_quant_params quant_params = "
+            f"{{(int32_t *){site.uid}_multiplier, (int32_t *){site.uid}_shift}};")
+
+
+def _padding(site: _Site, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """(pad_h, pad_w): TFLite's leading padding for the op's SAME/VALID padding."""
+    o = site.op.options
+    _, h, w, _ = site.shape()
+    strides = (o.get("stride_h", 1), o.get("stride_w", 1))
+    return tuple(op_params.window(size, k, s, d, o.get("padding", "VALID")).pad_before
+                 for size, k, s, d in zip((h, w), kernel, strides, dilation))
+
+
+def _window_text(site: _Site, kernel, pads) -> str:
+    o = site.op.options
+    return (f"{kernel[0]}x{kernel[1]} stride {o.get('stride_h', 1)}x{o.get('stride_w', 1)}, "
+            f"pad top {pads[0]} left {pads[1]} ({o.get('padding', 'VALID')})")
+
+
+# ---------------------------------------------------------------- convolutions and FC
+
+def _conv_2d(site: _Site) -> CodeFragment:
+    o = site.op.options
+    x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
+    if w_shape[3] != x_shape[3]:
+        raise site.unsupported(f"grouped CONV_2D (input channels {x_shape[3]}, filter {w_shape[3]}) "
+                               "is not supported")
+    dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
+    pads = _padding(site, w_shape[1:3], dilation)
+    lo, hi = _activation(site)
+    declarations = _per_channel_tables(site)
+    body = [
+        f"const cmsis_nn_context ctx = {{{site.scratch}, {scratch_bytes(site.program, site.op)}}};",
+        "const cmsis_nn_conv_params conv_params = {"
+        f".input_offset = {-site.zero_point(site.op.inputs[0])}, "
+        f".output_offset = {site.zero_point(site.op.outputs[0])},\n"
+        f"    .stride = {{.w = {o.get('stride_w', 1)}, .h = {o.get('stride_h', 1)}}}, "
+        f".padding = {{.w = {pads[1]}, .h = {pads[0]}}},\n"
+        f"    .dilation = {{.w = {dilation[1]}, .h = {dilation[0]}}}, "
+        f".activation = {{.min = {lo}, .max = {hi}}}}};",
+        _quant_params_line(site),
+        f"const cmsis_nn_dims input_dims = {_dims(x_shape)};",
+        f"const cmsis_nn_dims filter_dims = {_dims(w_shape)};",
+        f"const cmsis_nn_dims bias_dims = {_dims((1, 1, 1, w_shape[0]))};",
+        f"const cmsis_nn_dims output_dims = {_dims(y_shape)};",
+        _call("arm_convolve_s8", ["&ctx", "&conv_params", "&quant_params", "&input_dims", site.x, "&filter_dims",
+                                  site.ref(site.op.inputs[1]), "&bias_dims", _bias_ref(site), "&output_dims",
+                                  site.y]),
+    ]
+    summary = _window_text(site, w_shape[1:3], pads)
+    if dilation != (1, 1):
+        summary += f", dilation {dilation[0]}x{dilation[1]}"
+    return CodeFragment(declarations, [_block(site, summary + _activation_text(site), body)])
+
+
+def _depthwise_conv_2d(site: _Site) -> CodeFragment:
+    o = site.op.options
+    x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
+    ch_mult = w_shape[3] // x_shape[3]  # as TFLite, the shapes decide, not depth_multiplier
+    dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
+    pads = _padding(site, w_shape[1:3], dilation)
+    lo, hi = _activation(site)
+    declarations = _per_channel_tables(site)
+    body = [
+        "const cmsis_nn_context ctx = {NULL, 0};",
+        "const cmsis_nn_dw_conv_params dw_conv_params = {"
+        f".input_offset = {-site.zero_point(site.op.inputs[0])}, "
+        f".output_offset = {site.zero_point(site.op.outputs[0])}, .ch_mult = {ch_mult},\n"
+        f"    .stride = {{.w = {o.get('stride_w', 1)}, .h = {o.get('stride_h', 1)}}}, "
+        f".padding = {{.w = {pads[1]}, .h = {pads[0]}}},\n"
+        f"    .dilation = {{.w = {dilation[1]}, .h = {dilation[0]}}}, "
+        f".activation = {{.min = {lo}, .max = {hi}}}}};",
+        _quant_params_line(site),
+        f"const cmsis_nn_dims input_dims = {_dims(x_shape)};",
+        f"const cmsis_nn_dims filter_dims = {_dims(w_shape)};",
+        f"const cmsis_nn_dims bias_dims = {_dims((1, 1, 1, w_shape[3]))};",
+        f"const cmsis_nn_dims output_dims = {_dims(y_shape)};",
+        _call("arm_depthwise_conv_s8", ["&ctx", "&dw_conv_params", "&quant_params", "&input_dims", site.x,
+                                        "&filter_dims", site.ref(site.op.inputs[1]), "&bias_dims",
+                                        _bias_ref(site), "&output_dims", site.y]),
+    ]
+    summary = _window_text(site, w_shape[1:3], pads) + f", depth multiplier {ch_mult}"
+    if dilation != (1, 1):
+        summary += f", dilation {dilation[0]}x{dilation[1]}"
+    return CodeFragment(declarations, [_block(site, summary + _activation_text(site), body)])
+
+
+def _fully_connected(site: _Site) -> CodeFragment:
+    w = site.program.tensor(site.op.inputs[1])
+    out_ch, depth = w.shape
+    batches = site.program.tensor(site.op.inputs[0]).size // depth
+    w_zp = w.quant.zero_point
+    if np.any(w_zp != w_zp[0]):
+        raise site.unsupported("FULLY_CONNECTED weights with per-channel zero points are not supported; "
+                               "quantize the weights symmetrically")
+    lo, hi = _activation(site)
+    multipliers, shifts = op_params.per_channel_requant(site.program, site.op)
+    per_channel = len(set(zip(multipliers.tolist(), shifts.tolist()))) > 1
+    if per_channel:
+        declarations = _per_channel_tables(site)
+        quant_line, function = _quant_params_line(site), "arm_fully_connected_per_channel_s8"
+    else:
+        declarations = []
+        quant_line = (f"const cmsis_nn_per_tensor_quant_params quant_params = "
+                      f"{{{int(multipliers[0])}, {int(shifts[0])}}};")
+        function = "arm_fully_connected_s8"
+    body = [
+        "const cmsis_nn_context ctx = {NULL, 0};",
+        f"const cmsis_nn_fc_params fc_params = {{.input_offset = {-site.zero_point(site.op.inputs[0])}, "
+        f".filter_offset = {-int(w_zp[0])},\n"
+        f"    .output_offset = {site.zero_point(site.op.outputs[0])}, "
+        f".activation = {{.min = {lo}, .max = {hi}}}}};",
+        quant_line,
+        f"const cmsis_nn_dims input_dims = {_dims((batches, 1, 1, depth))};",
+        f"const cmsis_nn_dims filter_dims = {_dims((depth, 1, 1, out_ch))};",
+        f"const cmsis_nn_dims bias_dims = {_dims((1, 1, 1, out_ch))};",
+        f"const cmsis_nn_dims output_dims = {_dims((batches, 1, 1, out_ch))};",
+        _call(function, ["&ctx", "&fc_params", "&quant_params", "&input_dims", site.x, "&filter_dims",
+                         site.ref(site.op.inputs[1]), "&bias_dims", _bias_ref(site), "&output_dims", site.y]),
+    ]
+    summary = f"{batches}x{depth} -> {out_ch}, {'per-channel' if per_channel else 'per-tensor'}"
+    return CodeFragment(declarations, [_block(site, summary + _activation_text(site), body)])
+
+
+# ---------------------------------------------------------------- elementwise
+
+def _binary_shapes(site: _Site) -> tuple[tuple, tuple, tuple] | None:
+    """The three 4D shapes when the op broadcasts, None when all shapes are equal."""
+    a, b, y = site.shape(0), site.shape(1), site.shape(output=True)
+    if a == b == y:
+        return None
+    return _nhwc(a, site), _nhwc(b, site), _nhwc(y, site)
+
+
+def _add(site: _Site) -> CodeFragment:
+    p = op_params.add_params(site.program, site.op)
+    lo, hi = _activation(site)
+    a, b = (site.ref(n) for n in site.op.inputs[:2])
+    quant = [str(v) for v in (p.input1_offset, p.input1_multiplier, p.input1_shift,
+                              p.input2_offset, p.input2_multiplier, p.input2_shift, p.left_shift)]
+    out_quant = [str(v) for v in (p.output_offset, p.output_multiplier, p.output_shift, lo, hi)]
+    shapes = _binary_shapes(site)
+    if shapes is None:
+        size = site.program.tensor(site.op.outputs[0]).size
+        body = [_call("arm_elementwise_add_s8", [a, b, *quant, site.y, *out_quant, str(size)])]
+        return CodeFragment([], [_block(site, f"{size} elements" + _activation_text(site), body)])
+    body = [f"const cmsis_nn_dims input_1_dims = {_dims(shapes[0])};",
+            f"const cmsis_nn_dims input_2_dims = {_dims(shapes[1])};",
+            f"const cmsis_nn_dims output_dims = {_dims(shapes[2])};",
+            _call("mcu_broadcast_add_s8", [a, "&input_1_dims", b, "&input_2_dims", *quant, site.y,
+                                           "&output_dims", *out_quant])]
+    return CodeFragment([], [_block(site, "broadcast" + _activation_text(site), body)])
+
+
+def _mul(site: _Site) -> CodeFragment:
+    p = op_params.mul_params(site.program, site.op)
+    lo, hi = _activation(site)
+    a, b = (site.ref(n) for n in site.op.inputs[:2])
+    out_quant = [str(v) for v in (p.output_offset, p.output_multiplier, p.output_shift, lo, hi)]
+    shapes = _binary_shapes(site)
+    if shapes is None:
+        size = site.program.tensor(site.op.outputs[0]).size
+        body = [_call("arm_elementwise_mul_s8", [a, b, str(p.input1_offset), str(p.input2_offset), site.y,
+                                                 *out_quant, str(size)])]
+        return CodeFragment([], [_block(site, f"{size} elements" + _activation_text(site), body)])
+    body = [f"const cmsis_nn_dims input_1_dims = {_dims(shapes[0])};",
+            f"const cmsis_nn_dims input_2_dims = {_dims(shapes[1])};",
+            f"const cmsis_nn_dims output_dims = {_dims(shapes[2])};",
+            _call("mcu_broadcast_mul_s8", [a, "&input_1_dims", b, "&input_2_dims", str(p.input1_offset),
+                                           str(p.input2_offset), site.y, "&output_dims", *out_quant])]
+    return CodeFragment([], [_block(site, "broadcast" + _activation_text(site), body)])
+
+
+def _relu(site: _Site) -> CodeFragment:
+    p = op_params.requant_params(site.program, site.op)
+    lo, hi = op_params.activation_range("RELU", site.program.tensor(site.op.outputs[0]).quant)
+    size = site.program.tensor(site.op.outputs[0]).size
+    body = [_call("mcu_relu_s8", [site.x, site.y, str(size), str(p.input_offset), str(p.output_offset),
+                                  str(p.multiplier), str(p.shift), str(lo), str(hi)])]
+    return CodeFragment([], [_block(site, f"requantizing, clamp [{lo}, {hi}]", body)])
+
+
+def _relu6(site: _Site) -> CodeFragment:
+    lo, hi = op_params.relu6_range(site.program, site.op)
+    size = site.program.tensor(site.op.outputs[0]).size
+    body = [_call("mcu_relu6_s8", [site.x, site.y, str(size), str(lo), str(hi)])]
+    return CodeFragment([], [_block(site, f"clamp [{lo}, {hi}]", body)])
+
+
+# ---------------------------------------------------------------- pooling and softmax
+
+def _pool(site: _Site, function: str, ctx: str) -> CodeFragment:
+    o = site.op.options
+    kernel = (o.get("filter_height", 1), o.get("filter_width", 1))
+    pads = _padding(site, kernel, (1, 1))
+    lo, hi = _activation(site)
+    body = [
+        ctx,
+        "const cmsis_nn_pool_params pool_params = {"
+        f".stride = {{.w = {o.get('stride_w', 1)}, .h = {o.get('stride_h', 1)}}},\n"
+        f"    .padding = {{.w = {pads[1]}, .h = {pads[0]}}}, .activation = {{.min = {lo}, .max = {hi}}}}};",
+        f"const cmsis_nn_dims input_dims = {_dims(site.shape())};",
+        f"const cmsis_nn_dims filter_dims = {_dims((1, *kernel, 1))};",
+        f"const cmsis_nn_dims output_dims = {_dims(site.shape(output=True))};",
+        _call(function, ["&ctx", "&pool_params", "&input_dims", site.x, "&filter_dims", "&output_dims",
+                         site.y]),
+    ]
+    return CodeFragment([], [_block(site, _window_text(site, kernel, pads) + _activation_text(site), body)])
+
+
+def _max_pool_2d(site: _Site) -> CodeFragment:
+    return _pool(site, "arm_max_pool_s8", "const cmsis_nn_context ctx = {NULL, 0};")
+
+
+def _average_pool_2d(site: _Site) -> CodeFragment:
+    size = scratch_bytes(site.program, site.op)
+    return _pool(site, "arm_avgpool_s8", f"const cmsis_nn_context ctx = {{{site.scratch}, {size}}};")
+
+
+def _softmax(site: _Site) -> CodeFragment:
+    p = op_params.softmax_params(site.program, site.op)
+    shape = site.shape()
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    body = [_call("arm_softmax_s8", [site.x, str(rows), str(shape[-1]), str(p.input_multiplier),
+                                     str(p.input_left_shift), str(p.diff_min), site.y])]
+    summary = f"{rows} rows of {shape[-1]}, beta {site.op.options.get('beta', 1.0)}"
+    return CodeFragment([], [_block(site, summary, body)])
+
+
+# ---------------------------------------------------------------- data movement
+
+def _reshape(site: _Site) -> CodeFragment:
+    if site.x == site.y:
+        return CodeFragment([], [])
+    size = site.program.tensor(site.op.outputs[0]).nbytes
+    # memmove: the planner may place the two buffers overlapping.
+    body = [f"memmove({site.y}, {site.x}, {size});"]
+    return CodeFragment([], [_block(site, "copy", body)])
+
+
+def _const_ints(site: _Site, index: int) -> list[int]:
+    t = site.program.tensor(site.op.inputs[index])
+    if not t.is_const:
+        raise site.unsupported(f"{site.op.kind} needs a constant {t.name!r}")
+    return [int(v) for v in t.data.reshape(-1)]
+
+
+def _transpose(site: _Site) -> CodeFragment:
+    shape = site.shape()
+    dims = _nhwc(shape, site)
+    lead = 4 - len(shape)
+    perm = list(range(lead)) + [p % len(shape) + lead for p in _const_ints(site, 1)]
+    body = [f"const cmsis_nn_dims input_dims = {_dims(dims)};",
+            f"const int32_t perm[4] = {{{', '.join(str(p) for p in perm)}}};",
+            _call("mcu_transpose_s8", [site.x, "&input_dims", "perm", site.y])]
+    return CodeFragment([], [_block(site, f"perm {_const_ints(site, 1)}", body)])
+
+
+def _concatenation(site: _Site) -> CodeFragment:
+    op, program = site.op, site.program
+    quants = {(float(program.tensor(n).quant.scale[0]), site.zero_point(n)) for n in op.inputs + op.outputs}
+    if len(quants) > 1:
+        raise site.unsupported("CONCATENATION inputs and output must share one scale and zero point; "
+                               "requantize the inputs first")
+    if op.options.get("fused_activation_function", "NONE") != "NONE":
+        raise site.unsupported("CONCATENATION with a fused activation is not supported")
+    y_shape = site.shape(output=True)
+    axis = op.options.get("axis", 0) % len(y_shape)
+    outer = int(np.prod(y_shape[:axis], dtype=np.int64))
+    rows = [int(np.prod(program.tensor(n).shape[axis:], dtype=np.int64)) for n in op.inputs]
+    body = [f"const int8_t *const inputs[{len(rows)}] = {{{', '.join(site.ref(n) for n in op.inputs)}}};",
+            f"const int32_t row_sizes[{len(rows)}] = {{{', '.join(str(r) for r in rows)}}};",
+            _call("mcu_concat_s8", ["inputs", "row_sizes", str(len(rows)), str(outer), site.y])]
+    return CodeFragment([], [_block(site, f"axis {axis}", body)])
+
+
+def _pad(site: _Site) -> CodeFragment:
+    shape = site.shape()
+    paddings = np.asarray(_const_ints(site, 1)).reshape(len(shape), 2)
+    if np.any(paddings < 0):
+        raise site.unsupported("PAD with negative padding is not supported")
+    dims = _nhwc(shape, site)
+    before = (0,) * (4 - len(shape)) + tuple(int(p) for p in paddings[:, 0])
+    pad_value = site.zero_point(site.op.outputs[0])
+    body = [f"const cmsis_nn_dims input_dims = {_dims(dims)};",
+            f"const cmsis_nn_dims pad_before = {_dims(before)};",
+            f"const cmsis_nn_dims output_dims = {_dims(_nhwc(site.shape(output=True), site))};",
+            _call("mcu_pad_s8", [site.x, "&input_dims", "&pad_before", str(pad_value), "&output_dims", site.y])]
+    return CodeFragment([], [_block(site, f"paddings {paddings.tolist()}, value {pad_value}", body)])
+
+
+_EMITTERS: dict[str, Callable[[_Site], CodeFragment]] = {
+    "CONV_2D": _conv_2d,
+    "DEPTHWISE_CONV_2D": _depthwise_conv_2d,
+    "FULLY_CONNECTED": _fully_connected,
+    "ADD": _add,
+    "MUL": _mul,
+    "MAX_POOL_2D": _max_pool_2d,
+    "AVERAGE_POOL_2D": _average_pool_2d,
+    "SOFTMAX": _softmax,
+    "RESHAPE": _reshape,
+    "TRANSPOSE": _transpose,
+    "CONCATENATION": _concatenation,
+    "PAD": _pad,
+    "RELU": _relu,
+    "RELU6": _relu6,
+}
+
+SUPPORTED_OPS: frozenset[str] = frozenset(_EMITTERS)
+
+
+def scratch_bytes(program: Program, op: Op) -> int:
+    """Kernel scratch for the op, as its *_get_buffer_size() computes it (0 if none)."""
+    if op.kind == "CONV_2D":
+        _, kh, kw, in_ch = program.tensor(op.inputs[1]).shape
+        return 2 * in_ch * kh * kw * 2  # two im2col columns of int16
+    if op.kind == "AVERAGE_POOL_2D":
+        return program.tensor(op.inputs[0]).shape[-1] * 4  # one int32 sum per channel
+    return 0
+
+
+def emit_op(program: Program, op: Op, ref: Ref, scratch: str | None, uid: str) -> CodeFragment:
+    """C declarations and statements running `op` (see the module docstring)."""
+    emitter = _EMITTERS.get(op.kind)
+    if emitter is None:
+        raise UnsupportedOpError(f"{op.source or op.kind}: no C kernel for {op.kind}; "
+                                 f"supported: {', '.join(sorted(SUPPORTED_OPS))}")
+    if op.target != "cpu":
+        raise UnsupportedOpError(f"{op.source or op.kind}: op is delegated to {op.target!r}; "
+                                 "only CPU ops have C kernels")
+    if scratch is None and scratch_bytes(program, op):
+        raise ValueError(f"{op.kind} needs {scratch_bytes(program, op)} B of scratch but none was planned")
+    return emitter(_Site(program, op, ref, scratch, uid))

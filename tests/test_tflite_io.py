@@ -1,0 +1,195 @@
+"""TFLite flatbuffer reading and writing: round trips, corrupt files, unsupported ops."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+import pytest
+from tflite_micro.python.tflite_micro import runtime
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+from mcu_compile.errors import CompileError, TFLiteFormatError, UnsupportedOpError
+from mcu_compile.ir import Op, Program, Quant, Tensor
+from mcu_compile.tflite_io import load_tflite, read_tflite, write_tflite
+
+MODELS = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]
+
+
+def q(scale: float, zp: int) -> Quant:
+    return Quant.per_tensor(float(np.float32(scale)), zp)
+
+
+def small_program() -> Program:
+    """conv (per-channel) -> depthwise -> avg pool -> reshape -> FC -> softmax, plus metadata."""
+    rng = np.random.default_rng(0)
+    p = Program()
+    add = p.add_tensor
+    add(Tensor("x", (1, 8, 8, 3), quant=q(0.05, -3)))
+    add(Tensor("w1", (4, 3, 3, 3), data=rng.integers(-127, 128, (4, 3, 3, 3)),
+               quant=Quant(np.array([0.01, 0.02, 0.015, 0.005], dtype=np.float32), np.zeros(4), 0)))
+    add(Tensor("b1", (4,), "int32", data=rng.integers(-500, 500, 4),
+               quant=Quant(np.array([0.01, 0.02, 0.015, 0.005], dtype=np.float32) * 0.05, np.zeros(4))))
+    add(Tensor("c1", (1, 4, 4, 4), quant=q(0.1, -128)))
+    add(Tensor("w2", (1, 3, 3, 8), data=rng.integers(-127, 128, (1, 3, 3, 8)),
+               quant=Quant(np.full(8, 0.02, dtype=np.float32), np.zeros(8), 3)))
+    add(Tensor("c2", (1, 4, 4, 8), quant=q(0.2, 5)))
+    add(Tensor("p", (1, 1, 1, 8), quant=q(0.2, 5)))
+    add(Tensor("shape", (2,), "int32", data=np.array([1, 8])))
+    add(Tensor("r", (1, 8), quant=q(0.2, 5)))
+    add(Tensor("w3", (3, 8), data=rng.integers(-127, 128, (3, 8)), quant=q(0.03, 0)))
+    add(Tensor("f", (1, 3), quant=q(0.3, 2)))
+    add(Tensor("y", (1, 3), quant=q(1 / 256, -128)))
+    p.add_op(Op("CONV_2D", ["x", "w1", "b1"], ["c1"], {
+        "padding": "SAME", "stride_h": 2, "stride_w": 2, "dilation_h_factor": 1,
+        "dilation_w_factor": 1, "fused_activation_function": "RELU6"}))
+    p.add_op(Op("DEPTHWISE_CONV_2D", ["c1", "w2", ""], ["c2"], {
+        "padding": "SAME", "stride_h": 1, "stride_w": 1,
+        "dilation_h_factor": 1, "dilation_w_factor": 1, "depth_multiplier": 2,
+        "fused_activation_function": "NONE"}))
+    p.add_op(Op("AVERAGE_POOL_2D", ["c2"], ["p"], {
+        "padding": "VALID", "stride_h": 1, "stride_w": 1, "filter_height": 4, "filter_width": 4,
+        "fused_activation_function": "NONE"}))
+    p.add_op(Op("RESHAPE", ["p", "shape"], ["r"], {"new_shape": [1, 8]}))
+    p.add_op(Op("FULLY_CONNECTED", ["r", "w3", ""], ["f"],
+                {"fused_activation_function": "RELU", "keep_num_dims": False}))
+    p.add_op(Op("SOFTMAX", ["f"], ["y"], {"beta": 1.0}))
+    p.inputs, p.outputs = ["x"], ["y"]
+    p.metadata["mcu_compile_version"] = b"0.1.0"
+    return p
+
+
+def test_round_trip_preserves_program():
+    original = small_program()
+    back = read_tflite(write_tflite(original))
+    assert list(back.tensors) == list(original.tensors)
+    assert (back.inputs, back.outputs, back.metadata) == (original.inputs, original.outputs,
+                                                          original.metadata)
+    for a, b in zip(original.ops, back.ops):
+        assert (a.kind, a.inputs, a.outputs, a.options) == (b.kind, b.inputs, b.outputs, b.options)
+    for name, t in original.tensors.items():
+        u = back.tensors[name]
+        assert (u.shape, u.dtype, u.is_const) == (t.shape, t.dtype, t.is_const)
+        if t.is_const:
+            np.testing.assert_array_equal(u.data, t.data)
+        if t.quant is not None:
+            np.testing.assert_array_equal(u.quant.scale, t.quant.scale.astype(np.float32))
+            np.testing.assert_array_equal(u.quant.zero_point, t.quant.zero_point)
+            assert u.quant.axis == t.quant.axis
+
+
+def test_write_read_write_is_stable():
+    first = write_tflite(small_program())
+    assert write_tflite(read_tflite(first)) == first
+
+
+def test_written_model_runs_in_tflite_micro():
+    interp = runtime.Interpreter.from_bytes(write_tflite(small_program()))
+    interp.set_input(np.zeros((1, 8, 8, 3), np.int8), 0)
+    interp.invoke()
+    assert interp.get_output(0).shape == (1, 3)
+
+
+def test_constant_buffers_are_aligned():
+    data = write_tflite(small_program())
+    model = fb.Model.GetRootAs(data, 0)
+    for i in range(model.BuffersLength()):
+        buf = model.Buffers(i)
+        if buf.DataLength():
+            assert buf.DataAsNumpy().ctypes.data % 16 == np.frombuffer(data, np.uint8).ctypes.data % 16
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_real_models_round_trip(shared_dir, name):
+    program = load_tflite(shared_dir / "models" / f"{name}.tflite")
+    assert program.inputs and program.outputs and program.ops
+    data = write_tflite(program)
+    assert write_tflite(read_tflite(data)) == data
+
+
+def _check_format_error(data: bytes):
+    with pytest.raises(TFLiteFormatError) as info:
+        read_tflite(data, source="m.tflite")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("m.tflite:")
+    return message
+
+
+@pytest.mark.parametrize("data", [b"", b"TFL3", bytes(range(256)) * 4,
+                                  np.random.default_rng(0).bytes(5000)])
+def test_garbage_is_a_format_error(data):
+    assert "TFL3" in _check_format_error(data)
+
+
+def test_wrong_identifier():
+    data = bytearray(write_tflite(small_program()))
+    data[4:8] = b"XXXX"
+    assert "not a TFLite" in _check_format_error(bytes(data))
+
+
+def test_truncated_model_is_a_format_error(shared_dir):
+    data = (shared_dir / "models" / "kws_ref_model.tflite").read_bytes()
+    for cut in (9, 64, 1000, len(data) // 2, len(data) - 100):
+        message = _check_format_error(data[:cut])
+        assert "corrupt" in message and "re-export" in message
+
+
+def test_bad_buffer_index_is_a_format_error():
+    model = fb.ModelT.InitFromPackedBuf(write_tflite(small_program()), 0)
+    model.subgraphs[0].tensors[1].buffer = 999
+    assert "buffer 999" in _check_format_error(_pack(model))
+
+
+def test_wrong_buffer_size_is_a_format_error():
+    model = fb.ModelT.InitFromPackedBuf(write_tflite(small_program()), 0)
+    model.subgraphs[0].tensors[1].shape = np.array([5, 3, 3, 3], dtype=np.int32)
+    assert "bytes" in _check_format_error(_pack(model))
+
+
+def _pack(model: fb.ModelT) -> bytes:
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+@pytest.mark.parametrize("code,name", [(fb.BuiltinOperator.TANH, "TANH"),
+                                       (fb.BuiltinOperator.CUSTOM, "CUSTOM op 'MyOp'")])
+def test_unsupported_op(code, name):
+    model = fb.ModelT.InitFromPackedBuf(write_tflite(small_program()), 0)
+    opcode = model.operatorCodes[model.subgraphs[0].operators[-1].opcodeIndex]  # SOFTMAX
+    opcode.builtinCode = opcode.deprecatedBuiltinCode = code
+    opcode.customCode = b"MyOp"
+    with pytest.raises(UnsupportedOpError, match=name):
+        read_tflite(_pack(model))
+
+
+def test_unsupported_op_on_write():
+    p = small_program()
+    p.ops[-1].kind = "TANH"
+    with pytest.raises(UnsupportedOpError, match="TANH"):
+        write_tflite(p)
+
+
+def test_float_model_is_rejected():
+    sine = Path(runtime.__file__).parent / "sine_float.tflite"
+    with pytest.raises(UnsupportedOpError, match="int8"):
+        load_tflite(sine)
+
+
+def test_duplicate_tensor_names_are_made_unique():
+    model = fb.ModelT.InitFromPackedBuf(write_tflite(small_program()), 0)
+    for t in model.subgraphs[0].tensors:
+        t.name = b"same"
+    program = read_tflite(_pack(model))
+    assert len(set(program.tensors)) == len(model.subgraphs[0].tensors)
+    assert program.ops[0].inputs[0] == program.inputs[0]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TFLiteFormatError, match="no such file"):
+        load_tflite(tmp_path / "nope.tflite")
+
+
+def test_errors_share_a_base_class():
+    assert issubclass(TFLiteFormatError, CompileError)
+    assert issubclass(UnsupportedOpError, CompileError)
