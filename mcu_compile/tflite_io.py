@@ -119,59 +119,87 @@ def _options_to_tfl(program: Program, op: Op):
 
 def write_tflite(program: Program) -> bytes:
     """Serialise a Program as a TFLite flatbuffer that TFLite Micro can run."""
-    buffers = [_buffer(None)]
-    index = {name: i for i, name in enumerate(program.tensors)}
-    tensors = []
-    for name, t in program.tensors.items():
-        tt = fb.TensorT()
-        tt.name = name.encode()
-        tt.shape = np.array(t.shape, dtype=np.int32)
-        tt.type = _DTYPE_TO_TFL[t.dtype]
-        if t.quant is not None:
-            tt.quantization = _quant_to_tfl(t.quant)
-        if t.is_const:
-            tt.buffer = len(buffers)
-            buffers.append(_buffer(np.ascontiguousarray(t.data).astype(t.data.dtype.newbyteorder("<")).tobytes()))
-        tensors.append(tt)
-
-    opcodes: list[int] = []
-    operators = []
-    for op in program.ops:
-        code = getattr(fb.BuiltinOperator, op.kind, None)
-        if code is None or op.kind not in OP_OPTIONS:
-            raise UnsupportedOpError(f"{op.kind}: not a TFLite builtin mcu-compile can write")
-        if code not in opcodes:
-            opcodes.append(code)
-        o = fb.OperatorT()
-        o.opcodeIndex = opcodes.index(code)
-        o.inputs = np.array([index[n] if n else -1 for n in op.inputs], dtype=np.int32)
-        o.outputs = np.array([index[n] for n in op.outputs], dtype=np.int32)
-        o.builtinOptionsType, o.builtinOptions = _options_to_tfl(program, op)
-        operators.append(o)
+    writer = _Writer()
+    for t in program.tensors.values():
+        writer.add_tensor(t)
+    operators = [writer.operator(program, op) for op in program.ops]
 
     subgraph = fb.SubGraphT()
-    subgraph.tensors = tensors
+    subgraph.tensors = writer.tensors
     subgraph.operators = operators
-    subgraph.inputs = np.array([index[n] for n in program.inputs], dtype=np.int32)
-    subgraph.outputs = np.array([index[n] for n in program.outputs], dtype=np.int32)
+    subgraph.inputs = np.array([writer.index[n] for n in program.inputs], dtype=np.int32)
+    subgraph.outputs = np.array([writer.index[n] for n in program.outputs], dtype=np.int32)
     subgraph.name = b"main"
 
     model = fb.ModelT()
     model.version = SCHEMA_VERSION
     model.description = b"mcu-compile"
-    model.operatorCodes = [_opcode(code) for code in opcodes]
+    model.operatorCodes = [_opcode(code) for code in writer.opcodes]
     model.subgraphs = [subgraph]
     model.metadata = []
     for key, value in program.metadata.items():
         md = fb.MetadataT()
-        md.name, md.buffer = key.encode(), len(buffers)
-        buffers.append(_buffer(bytes(value)))
+        md.name, md.buffer = key.encode(), writer.add_buffer(bytes(value))
         model.metadata.append(md)
-    model.buffers = buffers
+    model.buffers = writer.buffers
 
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())
+
+
+class _Writer:
+    def __init__(self):
+        self.buffers = [_buffer(None)]  # buffer 0: the empty buffer of every activation
+        self.tensors: list[fb.TensorT] = []
+        self.index: dict[str, int] = {}
+        self.opcodes: list[int] = []
+
+    def add_buffer(self, data: bytes) -> int:
+        self.buffers.append(_buffer(data))
+        return len(self.buffers) - 1
+
+    def add_tensor(self, t: Tensor) -> int:
+        tt = fb.TensorT()
+        tt.name = t.name.encode()
+        tt.shape = np.array(t.shape, dtype=np.int32)
+        tt.type = _DTYPE_TO_TFL[t.dtype]
+        if t.quant is not None:
+            tt.quantization = _quant_to_tfl(t.quant)
+        if t.is_const:
+            tt.buffer = self.add_buffer(t.data.astype(t.data.dtype.newbyteorder("<")).tobytes())
+        self.tensors.append(tt)
+        self.index[t.name] = len(self.tensors) - 1
+        return self.index[t.name]
+
+    def operator(self, program: Program, op: Op) -> fb.OperatorT:
+        code = getattr(fb.BuiltinOperator, op.kind, None)
+        if code is None or op.kind not in OP_OPTIONS:
+            raise UnsupportedOpError(f"{op.kind}: not a TFLite builtin mcu-compile can write; "
+                                     f"supported: {', '.join(OP_OPTIONS)}")
+        if code not in self.opcodes:
+            self.opcodes.append(code)
+        inputs = [self.index[n] if n else -1 for n in op.inputs]
+        if op.kind == "DEPTHWISE_CONV_2D" and (len(inputs) < 3 or inputs[2] < 0):
+            inputs[2:] = [self.zero_bias(program, op)]
+        o = fb.OperatorT()
+        o.opcodeIndex = self.opcodes.index(code)
+        o.inputs = np.array(inputs, dtype=np.int32)
+        o.outputs = np.array([self.index[n] for n in op.outputs], dtype=np.int32)
+        o.builtinOptionsType, o.builtinOptions = _options_to_tfl(program, op)
+        return o
+
+    def zero_bias(self, program: Program, op: Op) -> int:
+        """TFLite Micro's DEPTHWISE_CONV_2D crashes without a bias: give it zeros."""
+        channels = program.tensor(op.inputs[1]).shape[3]
+        s_in = program.tensor(op.inputs[0]).quant.scale[0]
+        w_scale = np.broadcast_to(program.tensor(op.inputs[1]).quant.scale, (channels,))
+        name = program.unique_name(f"{op.outputs[0]}_zero_bias")
+        while name in self.index:
+            name += "_"
+        return self.add_tensor(Tensor(name, (channels,), "int32",
+                                      Quant(s_in * w_scale, np.zeros(channels)),
+                                      np.zeros(channels, dtype=np.int32)))
 
 
 def _opcode(code: int) -> fb.OperatorCodeT:
