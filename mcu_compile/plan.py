@@ -101,7 +101,7 @@ def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
     roots = alias_roots(program)
     bufs = buffers(program, scratch_sizes, roots)
     offsets = place(bufs)
-    arena = align(max((offsets[b.name] + b.size for b in bufs), default=0))
+    arena = max(align(max((offsets[b.name] + b.size for b in bufs), default=0)), ALIGNMENT)
     return MemoryPlan(
         arena_bytes=arena, lower_bound=lower_bound(bufs, len(program.ops)), offsets=offsets,
         sizes={b.name: b.size for b in bufs}, aliases=roots,

@@ -79,7 +79,7 @@ class ModelSource:
             '#include <string.h>', '#include "model.h"', '#include "arm_nnfunctions.h"', "",
             f"/* Activation arena: {self.plan.arena_bytes} B planned "
             f"(lower bound {self.plan.lower_bound} B: the most bytes live at once). */",
-            f"static int8_t arena[{max(self.plan.arena_bytes, 16)}] "
+            f"static int8_t arena[{self.plan.arena_bytes}] "
             f'__attribute__((section("{self.arena_section}"), aligned(16)));', "",
         ]
         lines += [self.constant_definition(t.name) + "\n" for t in used]

@@ -13,7 +13,7 @@ from .boards import Board
 from .errors import CompileError, InputError, ToolchainError
 from .resources import resource_dir
 
-EXIT_OK, EXIT_ERROR, EXIT_FAULT = 0, 2, 3
+EXIT_OK, EXIT_FAULT = 0, 3   # see main.c.j2 and startup.c
 
 
 # Configurable Fault Status Register bits (Armv7-M / Armv8-M ARM, B3.2.15).
@@ -147,4 +147,4 @@ def _text(data: bytes | str | None) -> str:
 
 def _last_line(text: str) -> str:
     lines = [l for l in text.splitlines() if l.strip()]
-    return lines[-1].strip() if lines else "(none)"
+    return lines[-1].strip()[:200] if lines else "(none)"

@@ -36,7 +36,9 @@ BODY
 }
 """
 
-ADD_ONE = "for (int i = 0; i < 8; i++) arena[16 + i] = (int8_t)(arena[i] + 1);"
+# `one` lives in .data: the start-up code must copy it from flash.
+ADD_ONE = ("static volatile int8_t one = 1;\n"
+           "for (int i = 0; i < 8; i++) arena[16 + i] = (int8_t)(arena[i] + one);")
 VECTORS = [[np.arange(8, dtype=np.int8)],
            [np.array([-128, 127, 0, 1, 2, 3, -1, -2], dtype=np.int8)]]
 

@@ -123,21 +123,21 @@ def test_conv_2d(case):
 
 
 DEPTHWISE_CASES = [
-    # (h, w, c, multiplier, k, stride, dilation, padding, act)
-    (7, 7, 5, 1, 3, 1, 1, "SAME", "RELU6"),
-    (9, 9, 3, 2, 3, 2, 1, "SAME", "NONE"),
-    (10, 12, 4, 1, 5, 1, 2, "VALID", "RELU"),
-    (6, 5, 2, 3, 2, 2, 1, "SAME", "NONE"),
+    # (h, w, c, multiplier, k, stride, dilation, padding, act, bias)
+    (7, 7, 5, 1, 3, 1, 1, "SAME", "RELU6", True),
+    (9, 9, 3, 2, 3, 2, 1, "SAME", "NONE", True),
+    (10, 12, 4, 1, 5, 1, 2, "VALID", "RELU", True),
+    (6, 5, 2, 3, 2, 2, 1, "SAME", "NONE", False),
 ]
 
 
 @pytest.mark.parametrize("case", DEPTHWISE_CASES)
 def test_depthwise_conv_2d(case):
-    h, w, c, m, k, stride, dilation, padding, act = case
+    h, w, c, m, k, stride, dilation, padding, act, has_bias = case
     b = Builder(seed=DEPTHWISE_CASES.index(case))
     x = b.act("x", (1, h, w, c))
     wname, ws = b.weights((1, k, k, c * m), 3, True)
-    bias = b.bias(x, ws, c * m)
+    bias = b.bias(x, ws, c * m) if has_bias else ""
     oh = window(h, k, stride, dilation, padding).out
     ow = window(w, k, stride, dilation, padding).out
     b.act("y", (1, oh, ow, c * m), b.out_scale(x, ws, k * k))

@@ -33,6 +33,8 @@ def small_program() -> Program:
     add(Tensor("c1", (1, 4, 4, 4), quant=q(0.1, -128)))
     add(Tensor("w2", (1, 3, 3, 8), data=rng.integers(-127, 128, (1, 3, 3, 8)),
                quant=Quant(np.full(8, 0.02, dtype=np.float32), np.zeros(8), 3)))
+    add(Tensor("b2", (8,), "int32", data=rng.integers(-500, 500, 8),
+               quant=Quant(np.full(8, 0.002, dtype=np.float32), np.zeros(8))))
     add(Tensor("c2", (1, 4, 4, 8), quant=q(0.2, 5)))
     add(Tensor("p", (1, 1, 1, 8), quant=q(0.2, 5)))
     add(Tensor("shape", (2,), "int32", data=np.array([1, 8])))
@@ -43,7 +45,7 @@ def small_program() -> Program:
     p.add_op(Op("CONV_2D", ["x", "w1", "b1"], ["c1"], {
         "padding": "SAME", "stride_h": 2, "stride_w": 2, "dilation_h_factor": 1,
         "dilation_w_factor": 1, "fused_activation_function": "RELU6"}))
-    p.add_op(Op("DEPTHWISE_CONV_2D", ["c1", "w2", ""], ["c2"], {
+    p.add_op(Op("DEPTHWISE_CONV_2D", ["c1", "w2", "b2"], ["c2"], {
         "padding": "SAME", "stride_h": 1, "stride_w": 1,
         "dilation_h_factor": 1, "dilation_w_factor": 1, "depth_multiplier": 2,
         "fused_activation_function": "NONE"}))
@@ -88,6 +90,14 @@ def test_written_model_runs_in_tflite_micro():
     interp.set_input(np.zeros((1, 8, 8, 3), np.int8), 0)
     interp.invoke()
     assert interp.get_output(0).shape == (1, 3)
+
+
+def test_depthwise_without_bias_gets_zero_bias():
+    p = small_program()
+    p.ops[1].inputs[2] = ""
+    back = read_tflite(write_tflite(p))
+    bias = back.tensor(back.ops[1].inputs[2])
+    assert bias.shape == (8,) and not bias.data.any()
 
 
 def test_constant_buffers_are_aligned():
