@@ -263,59 +263,70 @@ def _binary_shapes(site: _Site) -> tuple[tuple, tuple, tuple] | None:
     return _nhwc(a, site), _nhwc(b, site), _nhwc(y, site)
 
 
-def _add(site: _Site) -> CodeFragment:
-    p = op_params.add_params(site.program, site.op)
+def _named_ints(pairs: list[tuple[str, int]]) -> str:
+    """`const int32_t a = 1, b = 2;`: names the bare integers a kernel call takes."""
+    return "const int32_t " + ", ".join(f"{name} = {int(value)}" for name, value in pairs) + ";"
+
+
+def _output_quant_lines(site: _Site, offset: int, multiplier: int, shift: int) -> list[str]:
     lo, hi = _activation(site)
+    return [_named_ints([("out_offset", offset), ("out_mult", multiplier), ("out_shift", shift)]),
+            _named_ints([("act_min", lo), ("act_max", hi)])]
+
+
+def _elementwise(site: _Site, name: str, quant_lines: list[str], quant_args: list[str]) -> CodeFragment:
+    """ADD/MUL: the CMSIS-NN kernel on equal shapes, the mcu_ broadcasting one otherwise."""
     a, b = (site.ref(n) for n in site.op.inputs[:2])
-    quant = [str(v) for v in (p.input1_offset, p.input1_multiplier, p.input1_shift,
-                              p.input2_offset, p.input2_multiplier, p.input2_shift, p.left_shift)]
-    out_quant = [str(v) for v in (p.output_offset, p.output_multiplier, p.output_shift, lo, hi)]
+    out_args = ["out_offset", "out_mult", "out_shift", "act_min", "act_max"]
     shapes = _binary_shapes(site)
     if shapes is None:
         size = site.program.tensor(site.op.outputs[0]).size
-        body = [_call("arm_elementwise_add_s8", [a, b, *quant, site.y, *out_quant, str(size)])]
-        return CodeFragment([], [_block(site, f"{size} elements" + _activation_text(site), body)])
-    body = [f"const cmsis_nn_dims input_1_dims = {_dims(shapes[0])};",
+        call = _call(f"arm_elementwise_{name}_s8", [a, b, *quant_args, site.y, *out_args, str(size)])
+        return CodeFragment([], [_block(site, f"{size} elements" + _activation_text(site), quant_lines + [call])])
+    dims = [f"const cmsis_nn_dims input_1_dims = {_dims(shapes[0])};",
             f"const cmsis_nn_dims input_2_dims = {_dims(shapes[1])};",
-            f"const cmsis_nn_dims output_dims = {_dims(shapes[2])};",
-            _call("mcu_broadcast_add_s8", [a, "&input_1_dims", b, "&input_2_dims", *quant, site.y,
-                                           "&output_dims", *out_quant])]
-    return CodeFragment([], [_block(site, "broadcast" + _activation_text(site), body)])
+            f"const cmsis_nn_dims output_dims = {_dims(shapes[2])};"]
+    call = _call(f"mcu_broadcast_{name}_s8", [a, "&input_1_dims", b, "&input_2_dims", *quant_args, site.y,
+                                              "&output_dims", *out_args])
+    return CodeFragment([], [_block(site, "broadcast" + _activation_text(site), quant_lines + dims + [call])])
+
+
+def _add(site: _Site) -> CodeFragment:
+    p = op_params.add_params(site.program, site.op)
+    lines = [_named_ints([("in1_offset", p.input1_offset), ("in1_mult", p.input1_multiplier),
+                          ("in1_shift", p.input1_shift)]),
+             _named_ints([("in2_offset", p.input2_offset), ("in2_mult", p.input2_multiplier),
+                          ("in2_shift", p.input2_shift)]),
+             _named_ints([("left_shift", p.left_shift)]),
+             *_output_quant_lines(site, p.output_offset, p.output_multiplier, p.output_shift)]
+    args = ["in1_offset", "in1_mult", "in1_shift", "in2_offset", "in2_mult", "in2_shift", "left_shift"]
+    return _elementwise(site, "add", lines, args)
 
 
 def _mul(site: _Site) -> CodeFragment:
     p = op_params.mul_params(site.program, site.op)
-    lo, hi = _activation(site)
-    a, b = (site.ref(n) for n in site.op.inputs[:2])
-    out_quant = [str(v) for v in (p.output_offset, p.output_multiplier, p.output_shift, lo, hi)]
-    shapes = _binary_shapes(site)
-    if shapes is None:
-        size = site.program.tensor(site.op.outputs[0]).size
-        body = [_call("arm_elementwise_mul_s8", [a, b, str(p.input1_offset), str(p.input2_offset), site.y,
-                                                 *out_quant, str(size)])]
-        return CodeFragment([], [_block(site, f"{size} elements" + _activation_text(site), body)])
-    body = [f"const cmsis_nn_dims input_1_dims = {_dims(shapes[0])};",
-            f"const cmsis_nn_dims input_2_dims = {_dims(shapes[1])};",
-            f"const cmsis_nn_dims output_dims = {_dims(shapes[2])};",
-            _call("mcu_broadcast_mul_s8", [a, "&input_1_dims", b, "&input_2_dims", str(p.input1_offset),
-                                           str(p.input2_offset), site.y, "&output_dims", *out_quant])]
-    return CodeFragment([], [_block(site, "broadcast" + _activation_text(site), body)])
+    lines = [_named_ints([("in1_offset", p.input1_offset), ("in2_offset", p.input2_offset)]),
+             *_output_quant_lines(site, p.output_offset, p.output_multiplier, p.output_shift)]
+    return _elementwise(site, "mul", lines, ["in1_offset", "in2_offset"])
 
 
 def _relu(site: _Site) -> CodeFragment:
     p = op_params.requant_params(site.program, site.op)
     lo, hi = op_params.activation_range("RELU", site.program.tensor(site.op.outputs[0]).quant)
     size = site.program.tensor(site.op.outputs[0]).size
-    body = [_call("mcu_relu_s8", [site.x, site.y, str(size), str(p.input_offset), str(p.output_offset),
-                                  str(p.multiplier), str(p.shift), str(lo), str(hi)])]
-    return CodeFragment([], [_block(site, f"requantizing, clamp [{lo}, {hi}]", body)])
+    body = [_named_ints([("in_offset", p.input_offset)]),
+            _named_ints([("out_offset", p.output_offset), ("out_mult", p.multiplier), ("out_shift", p.shift)]),
+            _named_ints([("act_min", lo), ("act_max", hi)]),
+            _call("mcu_relu_s8", [site.x, site.y, str(size), "in_offset", "out_offset", "out_mult", "out_shift",
+                                  "act_min", "act_max"])]
+    return CodeFragment([], [_block(site, "requantizing", body)])
 
 
 def _relu6(site: _Site) -> CodeFragment:
     lo, hi = op_params.relu6_range(site.program, site.op)
     size = site.program.tensor(site.op.outputs[0]).size
     body = [_call("mcu_relu6_s8", [site.x, site.y, str(size), str(lo), str(hi)])]
-    return CodeFragment([], [_block(site, f"clamp [{lo}, {hi}]", body)])
+    return CodeFragment([], [_block(site, f"clamp to [{lo}, {hi}]", body)])
 
 
 # ---------------------------------------------------------------- pooling and softmax
@@ -352,9 +363,11 @@ def _softmax(site: _Site) -> CodeFragment:
     p = op_params.softmax_params(site.program, site.op)
     shape = site.shape()
     rows = int(np.prod(shape[:-1], dtype=np.int64))
-    body = [_call("arm_softmax_s8", [site.x, str(rows), str(shape[-1]), str(p.input_multiplier),
-                                     str(p.input_left_shift), str(p.diff_min), site.y])]
-    summary = f"{rows} rows of {shape[-1]}, beta {site.op.options.get('beta', 1.0)}"
+    body = [_named_ints([("beta_mult", p.input_multiplier), ("beta_left_shift", p.input_left_shift),
+                         ("diff_min", p.diff_min)]),
+            _call("arm_softmax_s8", [site.x, str(rows), str(shape[-1]), "beta_mult", "beta_left_shift", "diff_min",
+                                     site.y])]
+    summary = f"{rows} row(s) of {shape[-1]}, beta {site.op.options.get('beta', 1.0)}"
     return CodeFragment([], [_block(site, summary, body)])
 
 

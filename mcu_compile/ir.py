@@ -148,3 +148,8 @@ class Program:
 
     def constants(self) -> list[Tensor]:
         return [t for t in self.tensors.values() if t.is_const]
+
+    def weights(self) -> list[Tensor]:
+        """Quantized constants (weights and biases); shape, permutation and padding
+        constants are parameters the kernels' calls carry instead."""
+        return [t for t in self.constants() if t.quant is not None]

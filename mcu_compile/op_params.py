@@ -148,6 +148,16 @@ def relu6_range(program: Program, op: Op) -> tuple[int, int]:
     return int(qi.zero_point[0]), six
 
 
+def mean_multiplier(multiplier: int, shift: int, count: int) -> tuple[int, int]:
+    """Fold MEAN's division by `count` into the s_in/s_out multiplier (TFLite's integer MEAN).
+
+    The shift is capped so the multiplier keeps fitting in 32 bits and the total
+    shift stays >= -31, at the price of a little precision.
+    """
+    extra = min(count.bit_length() - 1, 32, 31 + shift)
+    return (multiplier << extra) // count, shift - extra
+
+
 SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
 
 

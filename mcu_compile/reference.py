@@ -80,21 +80,28 @@ def _requantize(acc: np.ndarray, multiplier, shift, program: Program, op: Op) ->
 
 # ---------------------------------------------------------------- sliding windows
 
-def _window_patches(x: np.ndarray, program: Program, op: Op, kernel_hw: tuple[int, int],
-                    pad_value) -> tuple[list[np.ndarray], tuple[int, int]]:
+def _window_patches(x: np.ndarray, op: Op, kernel_hw: tuple[int, int],
+                    pad_value) -> list[np.ndarray]:
     """One [N, OH, OW, C] view of the padded NHWC input per kernel tap (row-major taps)."""
     o = op.options
-    sh, sw = o.get("stride_h", 1), o.get("stride_w", 1)
-    dh, dw = o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
-    kh, kw = kernel_hw
-    wh = op_params.window(x.shape[1], kh, sh, dh, o.get("padding", "VALID"))
-    ww = op_params.window(x.shape[2], kw, sw, dw, o.get("padding", "VALID"))
-    pad_h = (wh.pad_before, max((wh.out - 1) * sh + (kh - 1) * dh + 1 - x.shape[1] - wh.pad_before, 0))
-    pad_w = (ww.pad_before, max((ww.out - 1) * sw + (kw - 1) * dw + 1 - x.shape[2] - ww.pad_before, 0))
-    xp = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=pad_value)
-    patches = [xp[:, i * dh:i * dh + (wh.out - 1) * sh + 1:sh, j * dw:j * dw + (ww.out - 1) * sw + 1:sw]
-               for i in range(kh) for j in range(kw)]
-    return patches, (wh.out, ww.out)
+    padding = o.get("padding", "VALID")
+    strides = o.get("stride_h", 1), o.get("stride_w", 1)
+    dilations = o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
+    axes = [_axis_window(x.shape[1 + i], kernel_hw[i], strides[i], dilations[i], padding)
+            for i in range(2)]
+    xp = np.pad(x, ((0, 0), axes[0][1], axes[1][1], (0, 0)), constant_values=pad_value)
+    (oh, _), (ow, _) = axes
+    (sh, sw), (dh, dw) = strides, dilations
+    return [xp[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+            for i in range(kernel_hw[0]) for j in range(kernel_hw[1])]
+
+
+def _axis_window(size: int, kernel: int, stride: int, dilation: int,
+                 padding: str) -> tuple[int, tuple[int, int]]:
+    """(output size, (pad before, pad after)) of one spatial axis."""
+    w = op_params.window(size, kernel, stride, dilation, padding)
+    span = (w.out - 1) * stride + (kernel - 1) * dilation + 1
+    return w.out, (w.pad_before, max(span - size - w.pad_before, 0))
 
 
 def _int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -114,8 +121,8 @@ def conv_2d(program: Program, op: Op, args: list) -> np.ndarray:
     if w.shape[3] != x.shape[3]:
         raise UnsupportedOpError(f"{op.source or op.kind}: grouped CONV_2D (input channels "
                                  f"{x.shape[3]}, filter {w.shape[3]}) is not supported")
-    # Padding with the input zero point makes padded taps contribute 0, as TFLite skips them.
-    patches, _ = _window_patches(x.astype(np.int64) - zp_in, program, op, w.shape[1:3], 0)
+    # Zero padding after removing the zero point adds nothing, as TFLite skips out-of-bounds taps.
+    patches = _window_patches(x.astype(np.int64) - zp_in, op, w.shape[1:3], 0)
     cols = np.concatenate(patches, axis=-1)  # [N, OH, OW, KH*KW*C], tap-major like OHWI
     acc = _int_matmul(cols, w.reshape(w.shape[0], -1).T) + _bias(args)
     return _requantize(acc, *op_params.per_channel_requant(program, op), program, op)
@@ -127,7 +134,7 @@ def depthwise_conv_2d(program: Program, op: Op, args: list) -> np.ndarray:
     multiplier = w.shape[3] // x.shape[3]  # as TFLite, trust the shapes over depth_multiplier
     # Output channel c*M + m reads input channel c.
     xr = np.repeat(x.astype(np.int64) - zp_in, multiplier, axis=-1)
-    patches, _ = _window_patches(xr, program, op, w.shape[1:3], 0)
+    patches = _window_patches(xr, op, w.shape[1:3], 0)
     taps = w.reshape(-1, w.shape[3]).astype(np.int64)
     acc = sum(p * tap for p, tap in zip(patches, taps)) + _bias(args)
     return _requantize(acc, *op_params.per_channel_requant(program, op), program, op)
@@ -144,11 +151,11 @@ def fully_connected(program: Program, op: Op, args: list) -> np.ndarray:
 
 def add(program: Program, op: Op, args: list) -> np.ndarray:
     p = op_params.add_params(program, op)
-    a = _smaller_than_one(
-        (args[0].astype(np.int64) + p.input1_offset) << p.left_shift, p.input1_multiplier, p.input1_shift)
-    b = _smaller_than_one(
-        (args[1].astype(np.int64) + p.input2_offset) << p.left_shift, p.input2_multiplier, p.input2_shift)
-    out = _smaller_than_one(a + b, p.output_multiplier, p.output_shift) + p.output_offset
+    a = (args[0].astype(np.int64) + p.input1_offset) << p.left_shift
+    b = (args[1].astype(np.int64) + p.input2_offset) << p.left_shift
+    total = (_smaller_than_one(a, p.input1_multiplier, p.input1_shift)
+             + _smaller_than_one(b, p.input2_multiplier, p.input2_shift))
+    out = _smaller_than_one(total, p.output_multiplier, p.output_shift) + p.output_offset
     return np.clip(out, *op_params.op_activation_range(program, op))
 
 
@@ -159,7 +166,8 @@ def _smaller_than_one(x, multiplier: int, shift: int) -> np.ndarray:
 
 def mul(program: Program, op: Op, args: list) -> np.ndarray:
     p = op_params.mul_params(program, op)
-    prod = (args[0].astype(np.int64) + p.input1_offset) * (args[1].astype(np.int64) + p.input2_offset)
+    a = args[0].astype(np.int64) + p.input1_offset
+    prod = a * (args[1].astype(np.int64) + p.input2_offset)
     out = mbqm(prod, p.output_multiplier, p.output_shift) + p.output_offset
     return np.clip(out, *op_params.op_activation_range(program, op))
 
@@ -170,14 +178,14 @@ def _pool_kernel(op: Op) -> tuple[int, int]:
 
 def max_pool_2d(program: Program, op: Op, args: list) -> np.ndarray:
     # Padding below int8 range never wins the max: TFLite only visits in-bounds taps.
-    patches, _ = _window_patches(args[0].astype(np.int16), program, op, _pool_kernel(op), -129)
+    patches = _window_patches(args[0].astype(np.int16), op, _pool_kernel(op), -129)
     return np.clip(np.maximum.reduce(patches), *op_params.op_activation_range(program, op))
 
 
 def average_pool_2d(program: Program, op: Op, args: list) -> np.ndarray:
     x = args[0].astype(np.int64)
-    sums, _ = _window_patches(x, program, op, _pool_kernel(op), 0)
-    ones, _ = _window_patches(np.ones_like(x[..., :1]), program, op, _pool_kernel(op), 0)
+    sums = _window_patches(x, op, _pool_kernel(op), 0)
+    ones = _window_patches(np.ones_like(x[..., :1]), op, _pool_kernel(op), 0)
     total, count = sum(sums), sum(ones)  # count: in-bounds taps only
     # Round half away from zero with C's truncating division.
     avg = np.where(total > 0, (total + count // 2) // count, -((count // 2 - total) // count))
@@ -206,14 +214,28 @@ def pad(program: Program, op: Op, args: list) -> np.ndarray:
     return np.pad(args[0], np.asarray(args[1], dtype=np.int64), constant_values=zp_out)
 
 
+def _rescale(x: np.ndarray, p: op_params.RequantParams) -> np.ndarray:
+    return mbqm(x.astype(np.int64) + p.input_offset, p.multiplier, p.shift) + p.output_offset
+
+
 def relu(program: Program, op: Op, args: list) -> np.ndarray:
     p = op_params.requant_params(program, op)
-    out = mbqm(args[0].astype(np.int64) + p.input_offset, p.multiplier, p.shift) + p.output_offset
-    return np.clip(out, max(p.output_offset, op_params.INT8_MIN), op_params.INT8_MAX)
+    return np.clip(_rescale(args[0], p), max(p.output_offset, op_params.INT8_MIN), op_params.INT8_MAX)
 
 
 def relu6(program: Program, op: Op, args: list) -> np.ndarray:
     return np.clip(args[0], *op_params.relu6_range(program, op))
+
+
+def mean(program: Program, op: Op, args: list) -> np.ndarray:
+    x = args[0]
+    axes = tuple(sorted({int(a) % x.ndim for a in np.atleast_1d(args[1])}))
+    count = int(np.prod([x.shape[a] for a in axes]))
+    p = op_params.requant_params(program, op)
+    total = (x.astype(np.int64) + p.input_offset).sum(axis=axes)
+    multiplier, shift = op_params.mean_multiplier(p.multiplier, p.shift, count)
+    out = mbqm(total, multiplier, shift) + p.output_offset
+    return np.clip(out, op_params.INT8_MIN, op_params.INT8_MAX)
 
 
 def quantize(program: Program, op: Op, args: list) -> np.ndarray:
@@ -224,9 +246,8 @@ def quantize(program: Program, op: Op, args: list) -> np.ndarray:
         ratio = (x / np.float32(s_out)).astype(np.float64)
         q = np.copysign(np.floor(np.abs(ratio) + 0.5), ratio)
         return np.clip(q.astype(np.int64) + zp_out, op_params.INT8_MIN, op_params.INT8_MAX)
-    p = op_params.requant_params(program, op)
-    out = mbqm(x.astype(np.int64) + p.input_offset, p.multiplier, p.shift) + p.output_offset
-    return np.clip(out, op_params.INT8_MIN, op_params.INT8_MAX)
+    return np.clip(_rescale(x, op_params.requant_params(program, op)),
+                   op_params.INT8_MIN, op_params.INT8_MAX)
 
 
 def dequantize(program: Program, op: Op, args: list) -> np.ndarray:
@@ -312,6 +333,7 @@ KERNELS: dict[str, Kernel] = {
     "PAD": pad,
     "RELU": relu,
     "RELU6": relu6,
+    "MEAN": mean,
     "QUANTIZE": quantize,
     "DEQUANTIZE": dequantize,
 }

@@ -130,4 +130,4 @@ def render_model(program: Program, plan: MemoryPlan, board: Board, project_dir: 
     source = ModelSource(program, plan, f".arena.{board.arena_region}")
     (project_dir / "model.c").write_text(source.model_c())
     (project_dir / "model.h").write_text(source.model_h())
-    return [source.names[t.name] for t in program.constants()]
+    return [source.names[t.name] for t in program.weights()]

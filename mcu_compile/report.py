@@ -20,7 +20,7 @@ DEFAULT_STACK_BYTES = 8 * 1024
 
 
 def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int) -> dict:
-    weights = sum(t.nbytes for t in program.constants())
+    weights = sum(t.nbytes for t in program.weights())
     usage = {r.name: 0 for r in board.regions}
     usage[board.code_region] += weights + CODE_ESTIMATE_BYTES
     usage[board.arena_region] += plan.arena_bytes

@@ -264,6 +264,28 @@ def test_pad():
     assert_matches_tflm(b.op("PAD", [x, paddings], "y"))
 
 
+@pytest.mark.parametrize("shape,axes,keep_dims,same_quant", [
+    ((2, 5, 3, 4), (1, 2), True, True),
+    ((2, 5, 3, 4), (1, 2), False, False),
+    ((2, 5, 3, 4), (-1,), True, False),
+    ((2, 5, 3, 4), (0, 3), False, True),
+    ((1, 7, 7, 16), (1, 2), False, False),  # global average pool of a PyTorch model
+    ((1, 1, 300, 2), (2,), True, False),
+])
+def test_mean(shape, axes, keep_dims, same_quant):
+    b = Builder(seed=11)
+    x = b.act("x", shape, scale=0.05, zp=-6)
+    reduced = [1 if i in [a % 4 for a in axes] else d for i, d in enumerate(shape)]
+    if not keep_dims:
+        reduced = [d for i, d in enumerate(shape) if i not in [a % 4 for a in axes]]
+    if same_quant:
+        _same_quant_output(b, x, "y", reduced)
+    else:
+        b.act("y", reduced, scale=0.02, zp=9)
+    axes_t = b.const("axes", np.array(axes, dtype=np.int32))
+    assert_matches_tflm(b.op("MEAN", [x, axes_t], "y", keep_dims=keep_dims), runs=4)
+
+
 def test_relu_rescales():
     b = Builder(seed=5)
     x = b.act("x", (1, 6, 6, 4), scale=0.05, zp=10)

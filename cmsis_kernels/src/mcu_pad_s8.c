@@ -17,7 +17,7 @@ arm_cmsis_nn_status mcu_pad_s8(const int8_t *input,
     {
         return ARM_CMSIS_NN_ARG_ERROR;
     }
-    memset(output, pad_value, (size_t)out->n * out->h * out->w * out->c);
+    memset(output, pad_value, (size_t)(out->n * out->h * out->w * out->c));
     for (int32_t n = 0; n < in->n; n++)
     {
         for (int32_t h = 0; h < in->h; h++)

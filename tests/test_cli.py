@@ -1,0 +1,92 @@
+"""The command line a newcomer uses, and the errors a user can cause."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import mcu_compile
+from mcu_compile.cli import main
+from mcu_compile.errors import BoardFitError, InputError
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_help_lists_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("compile", "build", "run", "report", "boards"):
+        assert command in result.output
+    assert "Exits 1 when they differ" in invoke("run", "--help").output
+
+
+def test_boards_lists_both_qemu_boards():
+    result = invoke("boards")
+    assert "mps3-an547" in result.output and "mps2-an386" in result.output
+
+
+def test_compile_run_report_a_tflite_model(shared_dir, tmp_path):
+    out = tmp_path / "ad"
+    result = invoke("compile", shared_dir / "models" / "ad01_int8.tflite", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "arena: 768 B" in result.output
+    result = invoke("run", out)
+    assert result.exit_code == 0, result.output
+    assert "bit-exact with the host reference" in result.output
+    report = json.loads(invoke("report", out, "--json").output)
+    assert report["run"]["bit_exact"] is True
+    assert report["arena"]["bytes"] == 768
+    assert report["elf"]["weights_bytes"] == report["weights_bytes"]
+
+
+def test_run_exits_1_when_firmware_differs_from_reference(shared_dir, tmp_path):
+    out = tmp_path / "ad"
+    assert invoke("compile", shared_dir / "models" / "ad01_int8.tflite", "--out", out).exit_code == 0
+    expected = dict(np.load(out / "expected.npz"))
+    expected["v0_0"] = expected["v0_0"] ^ np.int8(1)  # a reference the firmware cannot match
+    np.savez(out / "expected.npz", **expected)
+    result = invoke("run", out)
+    assert result.exit_code == 1
+    assert "DIFFERENT" in result.output
+
+
+def test_corrupt_tflite_is_one_clear_line(tmp_path):
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(50))
+    result = invoke("compile", bad, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_a_project_directory(tmp_path):
+    result = invoke("run", tmp_path)
+    assert result.exit_code == 2 and "not an mcu-compile project" in result.output
+
+
+def test_model_too_large_for_the_board_stops_before_building(tmp_path):
+    model = torch.nn.Linear(2048, 512)  # 1 MiB of int8 weights, flash (itcm) is 512 KiB
+    with pytest.raises(BoardFitError) as err:
+        mcu_compile.compile(model, (torch.randn(1, 2048),), board="mps3-an547", out_dir=tmp_path / "big")
+    message = str(err.value)
+    assert "region itcm" in message and "over by" in message and "weights 1,050,624 B" in message
+    assert not (tmp_path / "big").exists()
+
+
+def test_wrong_input_shape_is_refused(tmp_path):
+    compiled = mcu_compile.compile(torch.nn.Linear(4, 3), (torch.randn(1, 4),), out_dir=tmp_path / "lin")
+    with pytest.raises(InputError, match=r"expected shape \[1, 4\].*got \[1, 5\]"):
+        compiled.run(inputs=[(np.zeros((1, 5), np.float32),)])
+
+
+def test_run_with_new_inputs_is_bit_exact(tmp_path):
+    compiled = mcu_compile.compile(torch.nn.Linear(4, 3), (torch.randn(1, 4),), out_dir=tmp_path / "lin")
+    inputs = [(np.full((1, 4), v, np.float32),) for v in (-1.0, 0.5, 2.0)]
+    run = compiled.run(inputs=inputs)
+    assert run.bit_exact and len(run.outputs) == 3
+    assert not np.array_equal(run.outputs[0][0], run.outputs[2][0])
