@@ -80,7 +80,7 @@ def _call(function: str, args: list[str]) -> str:
     lines, line = [], head
     for i, arg in enumerate(args):
         text = arg + (");" if i == len(args) - 1 else ",")
-        if line != head and not line.endswith("(") and len(line) + 1 + len(text) > 110:
+        if not line.endswith("(") and len(line) + 1 + len(text) > 110:
             lines.append(line)
             line = " " * len(head) + text
         else:

@@ -128,7 +128,8 @@ class McuQuantizer(Quantizer):
         first = sources[0]
         inputs = {first: ACTIVATION}
         for other in sources[1:]:
-            inputs[other] = SharedQuantizationSpec((first, node))
+            if other not in inputs:  # torch.cat([y, y]) names one input twice
+                inputs[other] = SharedQuantizationSpec((first, node))
         self._set(node, inputs, SharedQuantizationSpec((first, node)))
 
     def _annotate_softmax(self, node: Node) -> None:

@@ -71,7 +71,7 @@ class _AlignedBufferT(fb.BufferT):
 
     def Pack(self, builder):
         data = None
-        if self.data is not None:
+        if self.data is not None:  # as Builder.CreateNumpyVector, with a wider alignment
             payload = bytes(self.data)
             builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
             builder.head -= len(payload)
@@ -99,9 +99,6 @@ def _quant_to_tfl(quant: Quant) -> fb.QuantizationParametersT:
 
 
 def _options_to_tfl(program: Program, op: Op):
-    if op.kind not in OP_OPTIONS:
-        raise UnsupportedOpError(
-            f"{op.kind}: cannot write this op kind to TFLite; supported: {', '.join(OP_OPTIONS)}")
     table, fields = OP_OPTIONS[op.kind]
     if table is None:
         return fb.BuiltinOptions.NONE, None
@@ -112,6 +109,9 @@ def _options_to_tfl(program: Program, op: Op):
             value = np.array(value if value is not None else program.tensor(op.outputs[0]).shape,
                              dtype=np.int32)
         elif key in _ENUMS:
+            if value not in _ENUMS[key]:
+                raise UnsupportedOpError(f"{op.kind}: {key}={value!r} cannot be written; "
+                                         f"use one of {', '.join(_ENUMS[key])}")
             value = _ENUMS[key][value]
         setattr(options, _camel(key), value)
     return getattr(fb.BuiltinOptions, table), options

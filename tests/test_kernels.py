@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from mcu_compile import codegen_ops, reference
+from mcu_compile.errors import UnsupportedOpError
 from mcu_compile.ir import Op, Program, Quant, Tensor
+from mcu_compile.op_params import window
 from mcu_compile.resources import resource_dir
 from mcu_compile.tflite_io import write_tflite
 
@@ -229,7 +231,6 @@ def _out_scale(b: _Builder, x: str, fan_in: int) -> float:
 
 def _conv(in_shape, out_ch, kernel, stride=(1, 1), padding="SAME", dilation=(1, 1), bias=True,
           act="NONE", seed=0) -> Program:
-    from mcu_compile.op_params import window
     b = _Builder(seed)
     x = b.input(in_shape)
     w = b.weights((out_ch, *kernel, in_shape[3]), axis=0)
@@ -242,7 +243,6 @@ def _conv(in_shape, out_ch, kernel, stride=(1, 1), padding="SAME", dilation=(1, 
 
 def _depthwise(in_shape, mult, kernel, stride=(1, 1), padding="SAME", dilation=(1, 1), act="NONE",
                seed=0) -> Program:
-    from mcu_compile.op_params import window
     b = _Builder(seed)
     x = b.input(in_shape)
     out_ch = in_shape[3] * mult
@@ -273,7 +273,6 @@ def _binary(kind, a_shape, b_shape, out_shape, act="NONE", const_b=False, seed=0
 
 
 def _pool(kind, in_shape, kernel, stride, padding, act="NONE", seed=0) -> Program:
-    from mcu_compile.op_params import window
     b = _Builder(seed)
     x = b.input(in_shape)
     oh, ow = (window(s, k, st, 1, padding).out for s, k, st in zip(in_shape[1:3], kernel, stride))
@@ -456,5 +455,5 @@ def test_kernels_and_generated_code_build_for_cortex_m(tmp_path):
 
 def test_unsupported_op_is_reported():
     program = _same_quant("MEAN", (1, 3, 4, 5), (1, 1, 1, 5), [[1, 2]], keep_dims=True)
-    with pytest.raises(codegen_ops.UnsupportedOpError, match="no C kernel for MEAN"):
+    with pytest.raises(UnsupportedOpError, match="no C kernel for MEAN"):
         codegen_ops.emit_op(program, program.ops[0], str, None, "op0")

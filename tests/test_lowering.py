@@ -125,3 +125,15 @@ def test_grouped_convolution_is_refused_clearly():
     model = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2)).eval()
     with pytest.raises(UnsupportedOpError, match=r"grouped convolution \(groups=2\)"):
         lowered(model, (1, 4, 6, 6))
+
+
+class CatSelf(nn.Module):
+    def forward(self, x):
+        return torch.cat([x, x], dim=1)
+
+
+def test_concat_of_one_tensor_twice():
+    converted, program, calibration = lowered(CatSelf(), (1, 3, 4, 4))
+    (out,) = reference.run(program, to_program_inputs(program, calibration[1]))
+    x = to_program_inputs(program, calibration[1])[0]
+    assert np.array_equal(out, np.concatenate([x, x], axis=3))
