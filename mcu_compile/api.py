@@ -17,6 +17,7 @@ from .boards import Board, load_board
 from .build import build as build_project
 from .elf import heap_symbols
 from .errors import BoardFitError, CompileError, InputError
+from .fuse import fold_pads_into_convolutions
 from .ir import Program
 from .plan import plan_memory
 from .platform import render_platform
@@ -224,15 +225,16 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     """
     board_info = load_board(board)
     program = build_program(model, example_inputs, calibration)
-    scratch = [codegen_ops.scratch_bytes(program, op) for op in program.ops]
-    plan = plan_memory(program, scratch)
-    report = predicted_report(program, plan, board_info, stack_bytes)
+    firmware_program = fold_pads_into_convolutions(program)
+    scratch = [codegen_ops.scratch_bytes(firmware_program, op) for op in firmware_program.ops]
+    plan = plan_memory(firmware_program, scratch)
+    report = predicted_report(firmware_program, plan, board_info, stack_bytes)
     check_fit(report)
     project_dir = Path(out_dir)
     project_dir.mkdir(parents=True, exist_ok=True)
     program_path = project_dir / PROGRAM_FILE
     program_path.write_bytes(write_tflite(program))
-    weight_symbols = render_model(program, plan, board_info, project_dir)
+    weight_symbols = render_model(firmware_program, plan, board_info, project_dir)
     vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
                else default_vectors(program, example_inputs))
     _write_vectors(project_dir, program, board_info, vectors, stack_bytes, report["arena"])

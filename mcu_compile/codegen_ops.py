@@ -134,8 +134,11 @@ def _quant_params_line(site: _Site) -> str:
 
 
 def _padding(site: _Site, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
-    """(pad_h, pad_w): TFLite's leading padding for the op's SAME/VALID padding."""
+    """(pad_h, pad_w): TFLite's leading padding for the op's SAME/VALID padding, or the
+    padding of a PAD folded into the op (fuse.py)."""
     o = site.op.options
+    if "explicit_padding" in o:
+        return tuple(o["explicit_padding"])
     _, h, w, _ = site.shape()
     strides = (o.get("stride_h", 1), o.get("stride_w", 1))
     return tuple(op_params.window(size, k, s, d, o.get("padding", "VALID")).pad_before
@@ -145,7 +148,7 @@ def _padding(site: _Site, kernel: tuple[int, int], dilation: tuple[int, int]) ->
 def _window_text(site: _Site, kernel, pads) -> str:
     o = site.op.options
     return (f"{kernel[0]}x{kernel[1]} stride {o.get('stride_h', 1)}x{o.get('stride_w', 1)}, "
-            f"pad top {pads[0]} left {pads[1]} ({o.get('padding', 'VALID')})")
+            f"pad top {pads[0]} left {pads[1]} ({'folded PAD' if 'explicit_padding' in o else o.get('padding', 'VALID')})")
 
 
 # ---------------------------------------------------------------- convolutions and FC

@@ -50,7 +50,9 @@ class Quant:
     axis: int = 0
 
     def __post_init__(self):
-        self.scale = np.atleast_1d(np.asarray(self.scale, dtype=np.float64))
+        # .tflite files store scales as float32; rounding here keeps the in-memory program
+        # (which the firmware is generated from) identical to the file TFLM runs.
+        self.scale = np.atleast_1d(np.asarray(self.scale, dtype=np.float32).astype(np.float64))
         self.zero_point = np.atleast_1d(np.asarray(self.zero_point, dtype=np.int64))
 
     @property

@@ -13,21 +13,45 @@ import seed003  # noqa: E402
 from mcu_compile.elf import heap_symbols, symbols  # noqa: E402
 
 
+def tflm_outputs(program_path: Path, vectors) -> list[list]:
+    """The TFLite Micro interpreter (reference kernels) on the compiled .tflite."""
+    from tflite_micro.python.tflite_micro import runtime
+    interpreter = runtime.Interpreter.from_bytes(program_path.read_bytes())
+    results = []
+    for vector in vectors:
+        for i, array in enumerate(vector):
+            interpreter.set_input(array, i)
+        interpreter.invoke()
+        results.append([interpreter.get_output(0)])  # the examples have one output
+    return results
+
+
+def assert_three_way_bit_exact(compiled, run):
+    """firmware == host reference == TFLite Micro, byte for byte, on every test vector."""
+    assert run.bit_exact
+    for got, want in zip(tflm_outputs(compiled.program_path, run.inputs), run.expected):
+        assert got[0].tobytes() == want[0].tobytes()
+
+
 @pytest.mark.parametrize("name", ["softmax", "linear", "add"])
 def test_seed003_small_models_bit_exact_on_m55(name, tmp_path):
     """The models that hang in ExecuTorch's Arm flow run and match here."""
     compiled, run = seed003.compile_and_run(name, "mps3-an547", tmp_path)
-    assert run.bit_exact
+    assert_three_way_bit_exact(compiled, run)
     assert len(run.outputs) == 2 and all(count > 0 for count in run.instructions)
     assert heap_symbols(run.elf) == []
 
 
 def test_seed003_mobilenetv2_bit_exact_and_arena_known_at_compile_time(tmp_path):
     compiled, run = seed003.compile_and_run("mobilenetv2", "mps3-an547", tmp_path)
-    assert run.bit_exact
+    assert_three_way_bit_exact(compiled, run)
     report = compiled.report
     arena = report["arena"]["bytes"]
     assert report["arena"]["lower_bound"] <= arena < seed003.SEED003_MOBILENETV2_PLANNED_BYTES
+    # the PADs lowering inserted (PyTorch pads the top, TFLite's SAME the bottom) are
+    # folded into the convolutions: no padded copies in the arena
+    assert "PAD" not in report["model"]["op_counts"]
+    assert arena == 138_240  # 48x48x48 expansion + its 24x24x48 depthwise output
     # prediction == ELF: the arena symbol is exactly the planned size, in the planned region
     (arena_symbol,) = [s for s in symbols(run.elf) if s.name == "arena"]
     assert arena_symbol.size == arena
@@ -45,6 +69,7 @@ def test_digits_cnn_accuracy_and_bit_exact_firmware(board, tmp_path):
     assert float_acc > 0.9
     assert abs(float_acc - int8_acc) <= 0.01
     run = compiled.run()
-    assert run.bit_exact and len(run.outputs) == 4
+    assert len(run.outputs) == 4
+    assert_three_way_bit_exact(compiled, run)
     # the firmware's int8 logits classify the images as the host reference does
     assert [int(o[0].argmax()) for o in run.outputs] == [int(o[0].argmax()) for o in run.expected]
