@@ -43,10 +43,23 @@ class ModelSource:
         self.names = {name: c_identifier(name, taken) for name in program.tensors}
 
     def ref(self, tensor: str) -> str:
-        t = self.program.tensor(tensor)
-        if t.is_const:
+        """C name of a tensor's data: a const array, or an arena pointer macro
+        (tensors that share storage, like a reshape's output, share the name)."""
+        if self.program.tensor(tensor).is_const:
             return self.names[tensor]
-        return f"(arena + {self.plan.offset(tensor)})"
+        return "T_" + self.names[self.plan.aliases.get(tensor, tensor)]
+
+    def arena_pointers(self) -> list[str]:
+        """One #define per planned activation, in arena order."""
+        roots = sorted({self.plan.aliases.get(t.name, t.name) for t in self.program.activations()},
+                       key=lambda n: (self.plan.offset(n), n))
+        lines = [f"#define T_{self.names[n]} (arena + {self.plan.offset(n)}) /* {self.activation_comment(n)} */"
+                 for n in roots]
+        for index, buffer in self.plan.scratch.items():
+            op = self.program.ops[index]
+            lines.append(f"#define SCRATCH_op{index} (arena + {self.plan.offsets[buffer]}) "
+                         f"/* scratch of {op.kind} {op.outputs[0]}, {self.plan.sizes[buffer]} B */")
+        return lines
 
     def activation_comment(self, tensor: str) -> str:
         t = self.program.tensor(tensor)
@@ -68,7 +81,7 @@ class ModelSource:
         fragments = []
         for index, op in enumerate(self.program.ops):
             scratch = self.plan.scratch.get(index)
-            scratch_ref = f"(arena + {self.plan.offsets[scratch]})" if scratch else None
+            scratch_ref = f"SCRATCH_op{index}" if scratch else None
             fragments.append(codegen_ops.emit_op(self.program, op, self.ref, scratch_ref, f"op{index}"))
         statements = [s for f in fragments for s in f.statements]
         body = "\n".join(statements)
@@ -81,6 +94,8 @@ class ModelSource:
             f"(lower bound {self.plan.lower_bound} B: the most bytes live at once). */",
             f"static int8_t arena[{self.plan.arena_bytes}] "
             f'__attribute__((section("{self.arena_section}"), aligned(16)));', "",
+            "/* Where each activation lives; tensors alive at the same time never overlap. */",
+            *self.arena_pointers(), "",
         ]
         lines += [self.constant_definition(t.name) + "\n" for t in used]
         lines += [d for f in fragments for d in f.declarations]
@@ -91,7 +106,7 @@ class ModelSource:
 
     def io_tables(self) -> str:
         def table(kind: str, tensors: list[str]) -> str:
-            pointers = ",\n".join(f"    {self.ref(t)} /* {self.activation_comment(t)} */" for t in tensors)
+            pointers = ",\n".join(f"    {self.ref(t)}" for t in tensors)
             sizes = ", ".join(str(self.program.tensor(t).nbytes) for t in tensors)
             return (f"int8_t *const model_{kind}s[MODEL_NUM_{kind.upper()}S] = {{\n{pointers}\n}};\n"
                     f"const uint32_t model_{kind}_sizes[MODEL_NUM_{kind.upper()}S] = {{ {sizes} }};")
