@@ -15,11 +15,11 @@ setup: toolchain $(STAMP)
 toolchain:
 	@bash scripts/install_toolchain.sh $(APT_PACKAGES)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing Python packages into $(VENV) (torch 2.13.0 CPU, torchao, tflite-micro, vela...)"
-	@$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,npu]'
+	@$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	@$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,npu]'
 	@touch $(STAMP)
 
 demo: setup

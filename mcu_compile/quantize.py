@@ -6,10 +6,18 @@ relu/relu6 fused into the op that produces their input, as TFLite int8 expects.
 """
 from __future__ import annotations
 
+import logging
+import os
 import warnings
 from typing import Iterable
 
 import torch
+
+# torchao's compiled extensions are CUDA kernels we never call; loading them only prints
+# warnings on a CPU-only machine, as does a deprecation notice of its pytree registrations.
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+logging.getLogger("torchao").setLevel(logging.ERROR)
 from torch.fx import GraphModule, Node
 from torchao.quantization.pt2e.observer import MinMaxObserver, PerChannelMinMaxObserver
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e

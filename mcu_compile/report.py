@@ -5,11 +5,12 @@ after the build they are read from the ELF. Text for people, a dict (JSON) for t
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
+from pathlib import Path
 
 from .boards import Board
 from .elf import region_usage, symbols
+from .linkmap import InputSection, flash_sections
 from .ir import Program
 from .plan import MemoryPlan
 
@@ -68,19 +69,40 @@ def with_elf(report: dict, board: Board, elf_summary: dict) -> dict:
     return updated
 
 
-KERNEL_SYMBOL = re.compile(r"^(arm_|mcu_nn_)|_s8$|_s8_")
+def flash_category(section: InputSection, weight_symbols: set[str]) -> str:
+    """What a flash input section is for, from the object file that brought it."""
+    origin, symbol = section.origin, section.name.split(".")[-1]
+    if "/kernels/" in origin:
+        return "kernels"
+    if origin.endswith("model.o"):
+        if symbol in weight_symbols:
+            return "weights"
+        if symbol.endswith(("_multiplier", "_shift")):
+            return "requantization"
+        return "model_code"
+    if origin.endswith("test_vectors.o"):
+        return "test_vectors"
+    if ".a(" in origin:
+        return "libc"
+    return "startup_and_harness"
+
+
+FLASH_CATEGORIES = ("weights", "requantization", "kernels", "model_code", "test_vectors",
+                    "startup_and_harness", "libc", "alignment")
 
 
 def elf_summary(elf_path, board: Board, weight_symbols: set[str]) -> dict:
-    """Flash split into weights, kernels and the rest (runtime: startup, main, model_invoke, libc)."""
+    """Memory per region from the ELF, and flash split by what it holds (from the map)."""
     regions = region_usage(elf_path, board)
     flash = sum(used for name, used in regions.items() if board.region(name).kind == "flash")
-    syms = symbols(elf_path)
-    weights = sum(s.size for s in syms if s.kind == "object" and s.name in weight_symbols)
-    kernels = sum(s.size for s in syms if s.kind == "func" and KERNEL_SYMBOL.search(s.name))
-    largest = sorted(syms, key=lambda s: -s.size)[:10]
-    return {"regions": regions, "flash_bytes": flash, "weights_bytes": weights,
-            "kernel_bytes": kernels, "runtime_bytes": flash - weights - kernels,
+    split = dict.fromkeys(FLASH_CATEGORIES, 0)
+    for section in flash_sections(Path(elf_path).with_suffix(".map")):
+        split[flash_category(section, weight_symbols)] += section.size
+    split["alignment"] = flash - sum(split.values())
+    largest = sorted(symbols(elf_path), key=lambda s: -s.size)[:10]
+    return {"regions": regions, "flash_bytes": flash, "flash": split,
+            "weights_bytes": split["weights"], "kernel_bytes": split["kernels"],
+            "runtime_bytes": flash - split["weights"] - split["kernels"],
             "largest_symbols": [{"name": s.name, "bytes": s.size, "kind": s.kind} for s in largest]}
 
 
@@ -94,9 +116,8 @@ def format_text(report: dict) -> str:
              f"  weights: {report['weights_bytes']:,} B   stack reserve: {report['stack_bytes']:,} B"]
     elf = report.get("elf")
     if elf:
-        lines.append(f"  flash (text+rodata+data): {elf['flash_bytes']:,} B = weights "
-                     f"{elf['weights_bytes']:,} + kernels {elf['kernel_bytes']:,} + runtime "
-                     f"{elf['runtime_bytes']:,}")
+        parts = " + ".join(f"{name.replace('_', ' ')} {size:,}" for name, size in elf["flash"].items() if size)
+        lines.append(f"  flash {elf['flash_bytes']:,} B = {parts}")
     source = "from the ELF" if elf else "predicted; code estimated"
     lines.append(f"  {'region':<8}{'kind':<7}{'used':>12}{'size':>12}{'use':>8}{'headroom':>12}   ({source})")
     for name, row in report["regions"].items():

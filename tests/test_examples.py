@@ -58,6 +58,11 @@ def test_seed003_mobilenetv2_bit_exact_and_arena_known_at_compile_time(tmp_path)
     assert compiled.board.region_at(arena_symbol.address).name == report["arena"]["region"]
     weights = sum(t.nbytes for t in compiled.program.weights())
     assert report["elf"]["weights_bytes"] == weights == report["weights_bytes"]
+    # every flash byte is attributed (from the linker map) to what it holds
+    split = report["elf"]["flash"]
+    assert sum(split.values()) == report["elf"]["flash_bytes"] and 0 <= split["alignment"] < 64
+    assert 0 <= split["test_vectors"] - 2 * 96 * 96 * 3 < 64  # the two bundled int8 images + table
+    assert split["kernels"] > 1000 and split["libc"] < 2048
     assert heap_symbols(run.elf) == []
 
 
