@@ -154,52 +154,37 @@ def _window_text(site: _Site, kernel, pads) -> str:
 # ---------------------------------------------------------------- convolutions and FC
 
 def _conv_2d(site: _Site) -> CodeFragment:
-    o = site.op.options
-    x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
-    if w_shape[3] != x_shape[3]:
-        raise site.unsupported(f"grouped CONV_2D (input channels {x_shape[3]}, filter {w_shape[3]}) "
+    x_channels, w_shape = site.shape(0)[3], site.shape(1)
+    if w_shape[3] != x_channels:
+        raise site.unsupported(f"grouped CONV_2D (input channels {x_channels}, filter {w_shape[3]}) "
                                "is not supported")
-    dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
-    pads = _padding(site, w_shape[1:3], dilation)
-    lo, hi = _activation(site)
-    declarations = _per_channel_tables(site)
-    body = [
-        f"const cmsis_nn_context ctx = {{{site.scratch}, {scratch_bytes(site.program, site.op)}}};",
-        "const cmsis_nn_conv_params conv_params = {"
-        f".input_offset = {-site.zero_point(site.op.inputs[0])}, "
-        f".output_offset = {site.zero_point(site.op.outputs[0])},\n"
-        f"    .stride = {{.w = {o.get('stride_w', 1)}, .h = {o.get('stride_h', 1)}}}, "
-        f".padding = {{.w = {pads[1]}, .h = {pads[0]}}},\n"
-        f"    .dilation = {{.w = {dilation[1]}, .h = {dilation[0]}}}, "
-        f".activation = {{.min = {lo}, .max = {hi}}}}};",
-        _quant_params_line(site),
-        f"const cmsis_nn_dims input_dims = {_dims(x_shape)};",
-        f"const cmsis_nn_dims filter_dims = {_dims(w_shape)};",
-        f"const cmsis_nn_dims bias_dims = {_dims((1, 1, 1, w_shape[0]))};",
-        f"const cmsis_nn_dims output_dims = {_dims(y_shape)};",
-        _call("arm_convolve_s8", ["&ctx", "&conv_params", "&quant_params", "&input_dims", site.x, "&filter_dims",
-                                  site.ref(site.op.inputs[1]), "&bias_dims", _bias_ref(site), "&output_dims",
-                                  site.y]),
-    ]
-    summary = _window_text(site, w_shape[1:3], pads)
-    if dilation != (1, 1):
-        summary += f", dilation {dilation[0]}x{dilation[1]}"
-    return CodeFragment(declarations, [_block(site, summary + _activation_text(site), body)])
+    context = f"{{{site.scratch}, {scratch_bytes(site.program, site.op)}}}"
+    return _convolution(site, "arm_convolve_s8", "cmsis_nn_conv_params conv_params", "", context,
+                        out_channels=w_shape[0], extra_summary="")
 
 
 def _depthwise_conv_2d(site: _Site) -> CodeFragment:
+    ch_mult = site.shape(1)[3] // site.shape(0)[3]  # as TFLite, the shapes decide, not depth_multiplier
+    return _convolution(site, "arm_depthwise_conv_s8", "cmsis_nn_dw_conv_params dw_conv_params",
+                        f" .ch_mult = {ch_mult},", "{NULL, 0}", out_channels=site.shape(1)[3],
+                        extra_summary=f", depth multiplier {ch_mult}")
+
+
+def _convolution(site: _Site, kernel: str, params_decl: str, extra_params: str, context: str,
+                 out_channels: int, extra_summary: str) -> CodeFragment:
+    """The call of a CMSIS-NN convolution kernel (regular or depthwise): both take the
+    same context, quantization, dims and window parameters."""
     o = site.op.options
     x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
-    ch_mult = w_shape[3] // x_shape[3]  # as TFLite, the shapes decide, not depth_multiplier
     dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
     pads = _padding(site, w_shape[1:3], dilation)
     lo, hi = _activation(site)
-    declarations = _per_channel_tables(site)
+    params_name = params_decl.split()[-1]
     body = [
-        "const cmsis_nn_context ctx = {NULL, 0};",
-        "const cmsis_nn_dw_conv_params dw_conv_params = {"
+        f"const cmsis_nn_context ctx = {context};",
+        f"const {params_decl} = {{"
         f".input_offset = {-site.zero_point(site.op.inputs[0])}, "
-        f".output_offset = {site.zero_point(site.op.outputs[0])}, .ch_mult = {ch_mult},\n"
+        f".output_offset = {site.zero_point(site.op.outputs[0])},{extra_params}\n"
         f"    .stride = {{.w = {o.get('stride_w', 1)}, .h = {o.get('stride_h', 1)}}}, "
         f".padding = {{.w = {pads[1]}, .h = {pads[0]}}},\n"
         f"    .dilation = {{.w = {dilation[1]}, .h = {dilation[0]}}}, "
@@ -207,16 +192,15 @@ def _depthwise_conv_2d(site: _Site) -> CodeFragment:
         _quant_params_line(site),
         f"const cmsis_nn_dims input_dims = {_dims(x_shape)};",
         f"const cmsis_nn_dims filter_dims = {_dims(w_shape)};",
-        f"const cmsis_nn_dims bias_dims = {_dims((1, 1, 1, w_shape[3]))};",
+        f"const cmsis_nn_dims bias_dims = {_dims((1, 1, 1, out_channels))};",
         f"const cmsis_nn_dims output_dims = {_dims(y_shape)};",
-        _call("arm_depthwise_conv_s8", ["&ctx", "&dw_conv_params", "&quant_params", "&input_dims", site.x,
-                                        "&filter_dims", site.ref(site.op.inputs[1]), "&bias_dims",
-                                        _bias_ref(site), "&output_dims", site.y]),
+        _call(kernel, ["&ctx", f"&{params_name}", "&quant_params", "&input_dims", site.x, "&filter_dims",
+                       site.ref(site.op.inputs[1]), "&bias_dims", _bias_ref(site), "&output_dims", site.y]),
     ]
-    summary = _window_text(site, w_shape[1:3], pads) + f", depth multiplier {ch_mult}"
+    summary = _window_text(site, w_shape[1:3], pads) + extra_summary
     if dilation != (1, 1):
         summary += f", dilation {dilation[0]}x{dilation[1]}"
-    return CodeFragment(declarations, [_block(site, summary + _activation_text(site), body)])
+    return CodeFragment(_per_channel_tables(site), [_block(site, summary + _activation_text(site), body)])
 
 
 def _fully_connected(site: _Site) -> CodeFragment:
