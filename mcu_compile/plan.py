@@ -39,6 +39,7 @@ class MemoryPlan:
     sizes: dict[str, int]
     aliases: dict[str, str] = field(default_factory=dict)  # tensor -> tensor it shares bytes with
     scratch: dict[int, str] = field(default_factory=dict)  # op index -> scratch buffer name
+    buffers: list[Buffer] = field(default_factory=list)  # lifetimes, for reports
 
     def offset(self, tensor: str) -> int:
         return self.offsets[self.aliases.get(tensor, tensor)]
@@ -105,4 +106,4 @@ def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
     return MemoryPlan(
         arena_bytes=arena, lower_bound=lower_bound(bufs, len(program.ops)), offsets=offsets,
         sizes={b.name: b.size for b in bufs}, aliases=roots,
-        scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size})
+        scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size}, buffers=bufs)

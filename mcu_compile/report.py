@@ -40,8 +40,26 @@ def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_byt
                   "shared_storage": dict(plan.aliases)},
         "weights_bytes": weights,
         "stack_bytes": stack_bytes,
+        "plan": plan_section(program, plan),
         "regions": {r.name: _region_row(r, usage[r.name], predicted=True) for r in board.regions},
     }
+
+
+def plan_section(program: Program, plan: MemoryPlan) -> dict:
+    """Every arena buffer with its bytes and lifetime, and what each op has live:
+    the data of the memory timeline. Op indices run 0..n-1; -1 is 'before the first
+    op' (graph inputs) and n 'after the last' (graph outputs)."""
+    shared: dict[str, list[str]] = {}
+    for tensor, root in plan.aliases.items():
+        shared.setdefault(root, []).append(tensor)
+    buffers = [{"name": b.name, "offset": plan.offsets[b.name], "size": b.size, "first_op": b.first,
+                "last_op": b.last, "kind": "scratch" if b.name.startswith("scratch:") else "tensor",
+                "shares_with": shared.get(b.name, [])} for b in plan.buffers]
+    ops = [{"index": i, "kind": op.kind, "output": op.outputs[0],
+            "weights_bytes": sum(program.tensor(n).nbytes for n in op.inputs if n and program.tensor(n).is_const),
+            "live_bytes": sum(b.size for b in plan.buffers if b.first <= i <= b.last)}
+           for i, op in enumerate(program.ops)]
+    return {"buffers": buffers, "ops": ops}
 
 
 def _tensor_info(program: Program, name: str) -> dict:
