@@ -1,17 +1,21 @@
 """Stage 5, plan: every activation and kernel scratch buffer gets a fixed offset in one
 static arena, decided at compile time from tensor lifetimes.
 
-A RESHAPE's output shares its input's bytes (same data, another shape), so it costs
-nothing. Buffers whose lifetimes overlap never share bytes. Offsets are found
-greedily, largest buffer first, each at the lowest aligned offset that fits.
+Storage is shared where the bytes allow it: a RESHAPE's output is its input (same
+data, another shape), and an elementwise op (ADD, MUL, RELU, RELU6) writes its
+output over an input of the same shape that dies there (each output byte depends
+only on the input bytes at the same index, which the kernel has already read).
+Buffers whose lifetimes overlap never share bytes. Offsets come from several greedy
+placements (different orders, first fit and best fit); the smallest arena wins.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ir import Program
+from .ir import Op, Program
 
 ALIGNMENT = 16
+IN_PLACE_OPS = ("ADD", "MUL", "RELU", "RELU6")
 
 
 def align(n: int, alignment: int = ALIGNMENT) -> int:
@@ -40,32 +44,64 @@ class MemoryPlan:
     aliases: dict[str, str] = field(default_factory=dict)  # tensor -> tensor it shares bytes with
     scratch: dict[int, str] = field(default_factory=dict)  # op index -> scratch buffer name
     buffers: list[Buffer] = field(default_factory=list)  # lifetimes, for reports
+    strategy: str = ""  # the placement that won
 
     def offset(self, tensor: str) -> int:
         return self.offsets[self.aliases.get(tensor, tensor)]
 
 
+def last_uses(program: Program) -> dict[str, int]:
+    """Index of the last op reading each activation; graph outputs live past the end."""
+    last = {name: len(program.ops) for name in program.outputs}
+    for index, op in enumerate(program.ops):
+        for name in op.inputs:
+            if name and not program.tensor(name).is_const:
+                last[name] = max(last.get(name, index), index)
+    return last
+
+
 def alias_roots(program: Program) -> dict[str, str]:
-    """RESHAPE outputs -> the tensor whose bytes they reuse."""
+    """Tensors that reuse another tensor's bytes -> that tensor (the root of the group)."""
     roots: dict[str, str] = {}
-    for op in program.ops:
+    members: dict[str, list[str]] = {}
+    last = last_uses(program)
+
+    def join(tensor: str, source: str) -> None:
+        root = roots.get(source, source)
+        roots[tensor] = root
+        members.setdefault(root, [root]).append(tensor)
+
+    for index, op in enumerate(program.ops):
         if op.kind == "RESHAPE" and not program.tensor(op.inputs[0]).is_const:
-            source = op.inputs[0]
-            roots[op.outputs[0]] = roots.get(source, source)
+            join(op.outputs[0], op.inputs[0])
+        elif op.kind in IN_PLACE_OPS:
+            victim = _overwritable_input(program, op, index, last, roots, members)
+            if victim is not None:
+                join(op.outputs[0], victim)
     return roots
+
+
+def _overwritable_input(program: Program, op: Op, index: int, last: dict[str, int],
+                        roots: dict[str, str], members: dict[str, list[str]]) -> str | None:
+    """An input of the same shape and type as the output, whose bytes nobody reads later."""
+    out = program.tensor(op.outputs[0])
+    for name in op.inputs:
+        t = program.tensor(name) if name else None
+        if t is None or t.is_const or t.shape != out.shape or t.dtype != out.dtype:
+            continue
+        group = members.get(roots.get(name, name), [name])
+        if all(last.get(m, -1) <= index for m in group):
+            return name
+    return None
 
 
 def buffers(program: Program, scratch_sizes: list[int], roots: dict[str, str]) -> list[Buffer]:
     """Lifetimes in op indices; graph inputs live from the start, outputs to the end."""
-    end = len(program.ops)
     first: dict[str, int] = {name: -1 for name in program.inputs}
-    last: dict[str, int] = {name: end for name in program.outputs}
     for index, op in enumerate(program.ops):
         for name in op.outputs:
             first.setdefault(name, index)
-        for name in op.inputs:
-            if name and not program.tensor(name).is_const:
-                last[name] = max(last.get(name, index), index)
+    last = last_uses(program)
     spans: dict[str, list[int]] = {}
     for name in first:
         root = roots.get(name, name)
@@ -77,33 +113,66 @@ def buffers(program: Program, scratch_sizes: list[int], roots: dict[str, str]) -
     return result
 
 
+def live_bytes(bufs: list[Buffer], steps: int) -> list[int]:
+    """Bytes live at each step -1 (inputs) .. steps (outputs)."""
+    return [sum(b.size for b in bufs if b.first <= t <= b.last) for t in range(-1, steps + 1)]
+
+
 def lower_bound(bufs: list[Buffer], steps: int) -> int:
-    return max((sum(b.size for b in bufs if b.first <= t <= b.last) for t in range(-1, steps + 1)),
-               default=0)
+    return max(live_bytes(bufs, steps), default=0)
 
 
-def place(bufs: list[Buffer]) -> dict[str, int]:
-    """Largest first; each at the lowest offset clear of every time-overlapping buffer."""
+# Orders in which buffers are placed; each is tried with first fit and best fit.
+ORDERS = {
+    "size": lambda b: (-b.size, b.first, b.name),
+    "lifetime": lambda b: (-(b.last - b.first), -b.size, b.name),
+    "area": lambda b: (-b.size * (b.last - b.first + 1), b.name),
+    "start": lambda b: (b.first, -b.size, b.name),
+}
+
+
+def place(bufs: list[Buffer], order: str = "size", best_fit: bool = False) -> dict[str, int]:
+    """Each buffer, in the given order, at an aligned offset clear of every buffer
+    placed before it that is live at the same time: the lowest such offset (first
+    fit), or the one in the tightest gap (best fit)."""
     offsets: dict[str, int] = {}
     placed: list[Buffer] = []
-    for buf in sorted(bufs, key=lambda b: (-b.size, b.first, b.name)):
+    for buf in sorted(bufs, key=ORDERS[order]):
         busy = sorted((offsets[p.name], offsets[p.name] + p.size) for p in placed if p.overlaps_in_time(buf))
-        offset = 0
-        for start, stop in busy:
-            if offset + buf.size <= start:
-                break
-            offset = max(offset, align(stop))
-        offsets[buf.name] = offset
+        offsets[buf.name] = _choose_offset(buf.size, busy, best_fit)
         placed.append(buf)
     return offsets
+
+
+def _choose_offset(size: int, busy: list[tuple[int, int]], best_fit: bool) -> int:
+    gaps, cursor = [], 0  # (gap size, start) of every hole that fits, then the open end
+    for start, stop in busy:
+        if cursor + size <= start:
+            gaps.append((start - cursor, cursor))
+            if not best_fit:
+                break
+        cursor = max(cursor, align(stop))
+    if not gaps or best_fit:
+        gaps.append((float("inf"), cursor))
+    return min(gaps)[1] if best_fit else gaps[0][1]
+
+
+def arena_size(bufs: list[Buffer], offsets: dict[str, int]) -> int:
+    return max(align(max((offsets[b.name] + b.size for b in bufs), default=0)), ALIGNMENT)
 
 
 def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
     roots = alias_roots(program)
     bufs = buffers(program, scratch_sizes, roots)
-    offsets = place(bufs)
-    arena = max(align(max((offsets[b.name] + b.size for b in bufs), default=0)), ALIGNMENT)
+    candidates = []
+    for order in ORDERS:
+        for best_fit in (False, True):
+            offsets = place(bufs, order, best_fit)
+            name = f"{order}/{'best' if best_fit else 'first'} fit"
+            candidates.append((arena_size(bufs, offsets), len(candidates), name, offsets))
+    arena, _, strategy, offsets = min(candidates)
     return MemoryPlan(
         arena_bytes=arena, lower_bound=lower_bound(bufs, len(program.ops)), offsets=offsets,
         sizes={b.name: b.size for b in bufs}, aliases=roots,
-        scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size}, buffers=bufs)
+        scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size}, buffers=bufs,
+        strategy=strategy)

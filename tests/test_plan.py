@@ -12,14 +12,14 @@ from mcu_compile.plan import ALIGNMENT, buffers, alias_roots, plan_memory
 
 
 def chain_program(sizes: list[int], reshape_at: int | None = None) -> Program:
-    """x -> relu -> relu ... with the given activation sizes (1-D int8)."""
+    """x -> softmax -> softmax ... with the given activation sizes (1-D int8)."""
     p = Program()
     q = Quant.per_tensor(0.1, 0)
     names = [f"t{i}" for i in range(len(sizes))]
     for name, size in zip(names, sizes):
         p.add_tensor(Tensor(name, (size,), "int8", q))
     for i, (a, b) in enumerate(zip(names, names[1:])):
-        p.add_op(Op("RESHAPE" if i == reshape_at else "RELU", [a], [b]))
+        p.add_op(Op("RESHAPE" if i == reshape_at else "SOFTMAX", [a], [b]))
     p.inputs, p.outputs = [names[0]], [names[-1]]
     return p
 
@@ -67,10 +67,38 @@ def test_random_branching_graphs_never_overlap_live_buffers(seed):
     for i in range(30):
         out = p.add_tensor(Tensor(f"v{i}", (int(rng.integers(1, 500)),), "int8", q)).name
         srcs = list(rng.choice(live, size=min(len(live), 2), replace=False))
-        p.add_op(Op("ADD", srcs, [out]))
+        p.add_op(Op(str(rng.choice(["ADD", "CONCATENATION"])), srcs, [out]))
         live.append(out)
     p.inputs, p.outputs = ["in"], [live[-1]]
     scratch = [int(rng.integers(0, 300)) for _ in p.ops]
     plan = plan_memory(p, scratch)
     assert_no_live_overlap(p, plan, scratch)
     assert plan.arena_bytes >= plan.lower_bound
+
+
+def test_elementwise_op_writes_over_an_input_that_dies_there():
+    """y = conv(x); z = y + x; out = relu(z): z reuses x's bytes, and relu z's."""
+    p = Program()
+    q = Quant.per_tensor(0.1, 0)
+    for name in ("x", "y", "z", "out"):
+        p.add_tensor(Tensor(name, (1, 8, 8, 4), "int8", q))
+    p.add_op(Op("SOFTMAX", ["x"], ["y"]))
+    p.add_op(Op("ADD", ["y", "x"], ["z"]))
+    p.add_op(Op("RELU", ["z"], ["out"]))
+    p.inputs, p.outputs = ["x"], ["out"]
+    plan = plan_memory(p, [0, 0, 0])
+    assert plan.aliases == {"z": "y", "out": "y"}
+    assert plan.arena_bytes == plan.lower_bound == 2 * 256
+
+
+def test_no_in_place_write_over_a_tensor_read_later():
+    p = Program()
+    q = Quant.per_tensor(0.1, 0)
+    for name in ("x", "y", "z"):
+        p.add_tensor(Tensor(name, (64,), "int8", q))
+    p.add_op(Op("RELU", ["x"], ["y"]))
+    p.add_op(Op("ADD", ["x", "y"], ["z"]))
+    p.inputs, p.outputs = ["x"], ["z"]
+    plan = plan_memory(p, [0, 0])
+    assert "y" not in plan.aliases  # x is read again by the ADD
+    assert plan.aliases == {"z": "x"}

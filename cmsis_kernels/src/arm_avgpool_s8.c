@@ -13,10 +13,7 @@ int32_t arm_avgpool_s8_get_buffer_size(const int dim_dst_width, const int ch_src
 /* Channel-innermost sums into the int32 scratch, so input rows are read contiguously. */
 static void sum_window(const int8_t *input,
                        const cmsis_nn_dims *input_dims,
-                       int32_t y_start,
-                       int32_t y_end,
-                       int32_t x_start,
-                       int32_t x_end,
+                       const mcu_pool_window *win,
                        int32_t *sums)
 {
     const int32_t channels = input_dims->c;
@@ -24,9 +21,9 @@ static void sum_window(const int8_t *input,
     {
         sums[c] = 0;
     }
-    for (int32_t y = y_start; y < y_end; y++)
+    for (int32_t y = win->y_start; y < win->y_end; y++)
     {
-        for (int32_t x = x_start; x < x_end; x++)
+        for (int32_t x = win->x_start; x < win->x_end; x++)
         {
             const int8_t *src = input + (y * input_dims->w + x) * channels;
             for (int32_t c = 0; c < channels; c++)
@@ -57,19 +54,19 @@ arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *ctx,
         const int8_t *input = input_data + b * input_dims->h * input_dims->w * channels;
         for (int32_t out_y = 0; out_y < output_dims->h; out_y++)
         {
-            int32_t y_start, y_end;
-            mcu_window_range(out_y * p->stride.h - p->padding.h, filter_dims->h, input_dims->h, &y_start, &y_end);
+            mcu_pool_window win;
+            mcu_window_range(out_y * p->stride.h - p->padding.h, filter_dims->h, input_dims->h, &win.y_start,
+                             &win.y_end);
             for (int32_t out_x = 0; out_x < output_dims->w; out_x++)
             {
-                int32_t x_start, x_end;
-                mcu_window_range(out_x * p->stride.w - p->padding.w, filter_dims->w, input_dims->w, &x_start,
-                                 &x_end);
-                const int32_t count = (y_end - y_start) * (x_end - x_start);
+                mcu_window_range(out_x * p->stride.w - p->padding.w, filter_dims->w, input_dims->w, &win.x_start,
+                                 &win.x_end);
+                const int32_t count = (win.y_end - win.y_start) * (win.x_end - win.x_start);
                 if (count <= 0)
                 {
                     return ARM_CMSIS_NN_ARG_ERROR;
                 }
-                sum_window(input, input_dims, y_start, y_end, x_start, x_end, sums);
+                sum_window(input, input_dims, &win, sums);
                 for (int32_t c = 0; c < channels; c++)
                 {
                     const int32_t sum = sums[c];

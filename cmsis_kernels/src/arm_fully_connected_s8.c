@@ -15,23 +15,8 @@ arm_cmsis_nn_status arm_fully_connected_s8(const cmsis_nn_context *ctx,
 {
     (void)ctx;
     (void)bias_dims;
-    const int32_t depth = filter_dims->n;
-    const int32_t out_ch = output_dims->c;
-    for (int32_t b = 0; b < input_dims->n; b++)
-    {
-        const int8_t *input = input_data + b * depth;
-        for (int32_t oc = 0; oc < out_ch; oc++)
-        {
-            int32_t acc = mcu_fc_dot(input, filter_data + oc * depth, depth, fc_params->input_offset,
-                                     fc_params->filter_offset);
-            if (bias_data != NULL)
-            {
-                acc += bias_data[oc];
-            }
-            *output_data++ = mcu_requantize_s8(acc, quant_params->multiplier, quant_params->shift,
-                                               fc_params->output_offset, fc_params->activation.min,
-                                               fc_params->activation.max);
-        }
-    }
+    /* One multiplier and shift for every output channel: quant_step 0. */
+    mcu_fully_connected_s8(fc_params, &quant_params->multiplier, &quant_params->shift, 0, input_dims, input_data,
+                           filter_dims, filter_data, bias_data, output_dims, output_data);
     return ARM_CMSIS_NN_SUCCESS;
 }

@@ -4,10 +4,7 @@
 /* Channel-innermost: the output pixel doubles as the running maximum, so input rows are read contiguously. */
 static void max_pool_pixel(const int8_t *input,
                            const cmsis_nn_dims *input_dims,
-                           int32_t y_start,
-                           int32_t y_end,
-                           int32_t x_start,
-                           int32_t x_end,
+                           const mcu_pool_window *win,
                            int8_t *out)
 {
     const int32_t channels = input_dims->c;
@@ -15,9 +12,9 @@ static void max_pool_pixel(const int8_t *input,
     {
         out[c] = -128;
     }
-    for (int32_t y = y_start; y < y_end; y++)
+    for (int32_t y = win->y_start; y < win->y_end; y++)
     {
-        for (int32_t x = x_start; x < x_end; x++)
+        for (int32_t x = win->x_start; x < win->x_end; x++)
         {
             const int8_t *src = input + (y * input_dims->w + x) * channels;
             for (int32_t c = 0; c < channels; c++)
@@ -44,15 +41,14 @@ arm_cmsis_nn_status arm_max_pool_s8(const cmsis_nn_context *ctx,
         const int8_t *input = input_data + b * input_dims->h * input_dims->w * channels;
         for (int32_t out_y = 0; out_y < output_dims->h; out_y++)
         {
-            const int32_t base_y = out_y * p->stride.h - p->padding.h;
-            int32_t y_start, y_end;
-            mcu_window_range(base_y, filter_dims->h, input_dims->h, &y_start, &y_end);
+            mcu_pool_window win;
+            mcu_window_range(out_y * p->stride.h - p->padding.h, filter_dims->h, input_dims->h, &win.y_start,
+                             &win.y_end);
             for (int32_t out_x = 0; out_x < output_dims->w; out_x++)
             {
-                const int32_t base_x = out_x * p->stride.w - p->padding.w;
-                int32_t x_start, x_end;
-                mcu_window_range(base_x, filter_dims->w, input_dims->w, &x_start, &x_end);
-                max_pool_pixel(input, input_dims, y_start, y_end, x_start, x_end, output_data);
+                mcu_window_range(out_x * p->stride.w - p->padding.w, filter_dims->w, input_dims->w, &win.x_start,
+                                 &win.x_end);
+                max_pool_pixel(input, input_dims, &win, output_data);
                 for (int32_t c = 0; c < channels; c++)
                 {
                     output_data[c] = (int8_t)mcu_clamp(output_data[c], p->activation.min, p->activation.max);

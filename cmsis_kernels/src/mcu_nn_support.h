@@ -70,6 +70,13 @@ static inline void mcu_window_range(int32_t base, int32_t kernel, int32_t size, 
     *end = base + kernel < size ? base + kernel : size;
 }
 
+/* The in-bounds input rows [y_start, y_end) and columns [x_start, x_end) of one pooling window. */
+typedef struct
+{
+    int32_t y_start, y_end;
+    int32_t x_start, x_end;
+} mcu_pool_window;
+
 /* Fully-connected dot product of one input row with one filter row. */
 static inline int32_t mcu_fc_dot(const int8_t *input, const int8_t *filter_row, int32_t depth, int32_t input_offset,
                                  int32_t filter_offset)
@@ -80,6 +87,43 @@ static inline int32_t mcu_fc_dot(const int8_t *input, const int8_t *filter_row, 
         acc += (input[i] + input_offset) * (filter_row[i] + filter_offset);
     }
     return acc;
+}
+
+/*
+ * Fully connected over input_dims->n batches. Output channel oc is requantized with
+ * multiplier[oc * quant_step] and shift[oc * quant_step]: quant_step is 1 for per-channel
+ * and 0 for per-tensor quantization.
+ */
+static inline void mcu_fully_connected_s8(const cmsis_nn_fc_params *fc_params,
+                                          const int32_t *multiplier,
+                                          const int32_t *shift,
+                                          int32_t quant_step,
+                                          const cmsis_nn_dims *input_dims,
+                                          const int8_t *input_data,
+                                          const cmsis_nn_dims *filter_dims,
+                                          const int8_t *filter_data,
+                                          const int32_t *bias_data,
+                                          const cmsis_nn_dims *output_dims,
+                                          int8_t *output_data)
+{
+    const int32_t depth = filter_dims->n;
+    const int32_t out_ch = output_dims->c;
+    for (int32_t b = 0; b < input_dims->n; b++)
+    {
+        const int8_t *input = input_data + b * depth;
+        for (int32_t oc = 0; oc < out_ch; oc++)
+        {
+            int32_t acc = mcu_fc_dot(input, filter_data + oc * depth, depth, fc_params->input_offset,
+                                     fc_params->filter_offset);
+            if (bias_data != NULL)
+            {
+                acc += bias_data[oc];
+            }
+            *output_data++ = mcu_requantize_s8(acc, multiplier[oc * quant_step], shift[oc * quant_step],
+                                               fc_params->output_offset, fc_params->activation.min,
+                                               fc_params->activation.max);
+        }
+    }
 }
 
 /* Quantization of TFLite int8 ADD. */
@@ -134,6 +178,43 @@ static inline int mcu_broadcastable(const cmsis_nn_dims *in, const cmsis_nn_dims
 {
     return (in->n == 1 || in->n == out->n) && (in->h == 1 || in->h == out->h) && (in->w == 1 || in->w == out->w) &&
            (in->c == 1 || in->c == out->c);
+}
+
+/* One output element of an elementwise op from one element of each input; q is the op's quantization. */
+typedef int8_t (*mcu_binary_op_s8)(int8_t a, int8_t b, const void *q);
+
+/* op over an NHWC output, each input read with broadcasting (every dimension 1 or the output's). */
+static inline arm_cmsis_nn_status mcu_broadcast_binary_s8(const int8_t *input_1_vect,
+                                                          const cmsis_nn_dims *input_1_dims,
+                                                          const int8_t *input_2_vect,
+                                                          const cmsis_nn_dims *input_2_dims,
+                                                          int8_t *output,
+                                                          const cmsis_nn_dims *output_dims,
+                                                          mcu_binary_op_s8 op,
+                                                          const void *q)
+{
+    if (!mcu_broadcastable(input_1_dims, output_dims) || !mcu_broadcastable(input_2_dims, output_dims))
+    {
+        return ARM_CMSIS_NN_ARG_ERROR;
+    }
+    const mcu_strides s1 = mcu_broadcast_strides(input_1_dims);
+    const mcu_strides s2 = mcu_broadcast_strides(input_2_dims);
+    for (int32_t n = 0; n < output_dims->n; n++)
+    {
+        for (int32_t h = 0; h < output_dims->h; h++)
+        {
+            for (int32_t w = 0; w < output_dims->w; w++)
+            {
+                const int8_t *a = input_1_vect + n * s1.n + h * s1.h + w * s1.w;
+                const int8_t *b = input_2_vect + n * s2.n + h * s2.h + w * s2.w;
+                for (int32_t c = 0; c < output_dims->c; c++)
+                {
+                    *output++ = op(a[c * s1.c], b[c * s2.c], q);
+                }
+            }
+        }
+    }
+    return ARM_CMSIS_NN_SUCCESS;
 }
 
 #endif /* MCU_NN_SUPPORT_H */
