@@ -11,26 +11,15 @@ import digits  # noqa: E402
 import seed003  # noqa: E402
 
 from mcu_compile.elf import heap_symbols, symbols  # noqa: E402
-
-
-def tflm_outputs(program_path: Path, vectors) -> list[list]:
-    """The TFLite Micro interpreter (reference kernels) on the compiled .tflite."""
-    from tflite_micro.python.tflite_micro import runtime
-    interpreter = runtime.Interpreter.from_bytes(program_path.read_bytes())
-    results = []
-    for vector in vectors:
-        for i, array in enumerate(vector):
-            interpreter.set_input(array, i)
-        interpreter.invoke()
-        results.append([interpreter.get_output(0)])  # the examples have one output
-    return results
+from mcu_compile.oracle import tflm_outputs  # noqa: E402
 
 
 def assert_three_way_bit_exact(compiled, run):
     """firmware == host reference == TFLite Micro, byte for byte, on every test vector."""
     assert run.bit_exact
-    for got, want in zip(tflm_outputs(compiled.program_path, run.inputs), run.expected):
-        assert got[0].tobytes() == want[0].tobytes()
+    for inputs, want in zip(run.inputs, run.expected):
+        got = tflm_outputs(compiled.program_path, inputs)
+        assert [g.tobytes() for g in got] == [w.tobytes() for w in want]
 
 
 @pytest.mark.parametrize("name", ["softmax", "linear", "add"])

@@ -54,13 +54,9 @@ arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *ctx,
         const int8_t *input = input_data + b * input_dims->h * input_dims->w * channels;
         for (int32_t out_y = 0; out_y < output_dims->h; out_y++)
         {
-            mcu_pool_window win;
-            mcu_window_range(out_y * p->stride.h - p->padding.h, filter_dims->h, input_dims->h, &win.y_start,
-                             &win.y_end);
             for (int32_t out_x = 0; out_x < output_dims->w; out_x++)
             {
-                mcu_window_range(out_x * p->stride.w - p->padding.w, filter_dims->w, input_dims->w, &win.x_start,
-                                 &win.x_end);
+                const mcu_pool_window win = mcu_pool_window_at(p, input_dims, filter_dims, out_y, out_x);
                 const int32_t count = (win.y_end - win.y_start) * (win.x_end - win.x_start);
                 if (count <= 0)
                 {

@@ -16,7 +16,7 @@ arm_cmsis_nn_status arm_fully_connected_per_channel_s8(const cmsis_nn_context *c
     (void)ctx;
     (void)bias_dims;
     /* One multiplier and shift per output channel: quant_step 1. */
-    mcu_fully_connected_s8(fc_params, quant_params->multiplier, quant_params->shift, 1, input_dims, input_data,
-                           filter_dims, filter_data, bias_data, output_dims, output_data);
+    mcu_fc_batches_s8(fc_params, quant_params->multiplier, quant_params->shift, 1, input_dims, input_data,
+                      filter_dims, filter_data, bias_data, output_dims, output_data);
     return ARM_CMSIS_NN_SUCCESS;
 }

@@ -29,6 +29,6 @@ arm_cmsis_nn_status mcu_broadcast_add_s8(const int8_t *input_1_vect,
     const mcu_add_quant q = {input_1_offset, input_1_mult, input_1_shift, input_2_offset, input_2_mult,
                              input_2_shift,  left_shift,   out_offset,    out_mult,       out_shift,
                              out_activation_min, out_activation_max};
-    return mcu_broadcast_binary_s8(input_1_vect, input_1_dims, input_2_vect, input_2_dims, output, output_dims,
-                                   add_one, &q);
+    return mcu_broadcast_for_each_s8(input_1_vect, input_1_dims, input_2_vect, input_2_dims, output, output_dims,
+                                     add_one, &q);
 }

@@ -77,6 +77,19 @@ typedef struct
     int32_t x_start, x_end;
 } mcu_pool_window;
 
+/* The window of output pixel (out_y, out_x); padded taps are left out. */
+static inline mcu_pool_window mcu_pool_window_at(const cmsis_nn_pool_params *p,
+                                                 const cmsis_nn_dims *input_dims,
+                                                 const cmsis_nn_dims *filter_dims,
+                                                 int32_t out_y,
+                                                 int32_t out_x)
+{
+    mcu_pool_window win;
+    mcu_window_range(out_y * p->stride.h - p->padding.h, filter_dims->h, input_dims->h, &win.y_start, &win.y_end);
+    mcu_window_range(out_x * p->stride.w - p->padding.w, filter_dims->w, input_dims->w, &win.x_start, &win.x_end);
+    return win;
+}
+
 /* Fully-connected dot product of one input row with one filter row. */
 static inline int32_t mcu_fc_dot(const int8_t *input, const int8_t *filter_row, int32_t depth, int32_t input_offset,
                                  int32_t filter_offset)
@@ -94,17 +107,17 @@ static inline int32_t mcu_fc_dot(const int8_t *input, const int8_t *filter_row, 
  * multiplier[oc * quant_step] and shift[oc * quant_step]: quant_step is 1 for per-channel
  * and 0 for per-tensor quantization.
  */
-static inline void mcu_fully_connected_s8(const cmsis_nn_fc_params *fc_params,
-                                          const int32_t *multiplier,
-                                          const int32_t *shift,
-                                          int32_t quant_step,
-                                          const cmsis_nn_dims *input_dims,
-                                          const int8_t *input_data,
-                                          const cmsis_nn_dims *filter_dims,
-                                          const int8_t *filter_data,
-                                          const int32_t *bias_data,
-                                          const cmsis_nn_dims *output_dims,
-                                          int8_t *output_data)
+static inline void mcu_fc_batches_s8(const cmsis_nn_fc_params *fc_params,
+                                     const int32_t *multiplier,
+                                     const int32_t *shift,
+                                     int32_t quant_step,
+                                     const cmsis_nn_dims *input_dims,
+                                     const int8_t *input_data,
+                                     const cmsis_nn_dims *filter_dims,
+                                     const int8_t *filter_data,
+                                     const int32_t *bias_data,
+                                     const cmsis_nn_dims *output_dims,
+                                     int8_t *output_data)
 {
     const int32_t depth = filter_dims->n;
     const int32_t out_ch = output_dims->c;
@@ -184,14 +197,14 @@ static inline int mcu_broadcastable(const cmsis_nn_dims *in, const cmsis_nn_dims
 typedef int8_t (*mcu_binary_op_s8)(int8_t a, int8_t b, const void *q);
 
 /* op over an NHWC output, each input read with broadcasting (every dimension 1 or the output's). */
-static inline arm_cmsis_nn_status mcu_broadcast_binary_s8(const int8_t *input_1_vect,
-                                                          const cmsis_nn_dims *input_1_dims,
-                                                          const int8_t *input_2_vect,
-                                                          const cmsis_nn_dims *input_2_dims,
-                                                          int8_t *output,
-                                                          const cmsis_nn_dims *output_dims,
-                                                          mcu_binary_op_s8 op,
-                                                          const void *q)
+static inline arm_cmsis_nn_status mcu_broadcast_for_each_s8(const int8_t *input_1_vect,
+                                                            const cmsis_nn_dims *input_1_dims,
+                                                            const int8_t *input_2_vect,
+                                                            const cmsis_nn_dims *input_2_dims,
+                                                            int8_t *output,
+                                                            const cmsis_nn_dims *output_dims,
+                                                            mcu_binary_op_s8 op,
+                                                            const void *q)
 {
     if (!mcu_broadcastable(input_1_dims, output_dims) || !mcu_broadcastable(input_2_dims, output_dims))
     {
