@@ -19,7 +19,7 @@ from .elf import heap_symbols
 from .errors import BoardFitError, CompileError, InputError
 from .fuse import fold_pads_into_convolutions
 from .ir import Program
-from .plan import plan_memory
+from .plan import plan_memory, schedule_for_memory
 from .platform import render_platform
 from .render import render_model
 from .report import DEFAULT_STACK_BYTES, elf_summary, format_text, overflowing_regions, predicted_report, with_elf
@@ -227,8 +227,10 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     program = build_program(model, example_inputs, calibration)
     firmware_program = fold_pads_into_convolutions(program)
     scratch = [codegen_ops.scratch_bytes(firmware_program, op) for op in firmware_program.ops]
+    firmware_program, scratch, order = schedule_for_memory(firmware_program, scratch)
     plan = plan_memory(firmware_program, scratch)
     report = predicted_report(firmware_program, plan, board_info, stack_bytes)
+    report["arena"]["execution_order"] = order
     check_fit(report)
     project_dir = Path(out_dir)
     project_dir.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import math
 from pathlib import Path
 
 import jinja2
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter
 
 from .report import overflowing_regions
 from .resources import resource_dir
@@ -77,12 +78,24 @@ def fmt_kib(n: int | float) -> str:
     return f"{n / 1024 ** 3:.2f} GiB"
 
 
-def _axis_bytes(value: float, _pos=None) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 10 * 1024:
-        return f"{value / 1024:g} KiB"
-    return f"{value:,.0f}"
+def byte_ticks(top: float, target: int = 7) -> tuple[list[float], FuncFormatter]:
+    """Round ticks up to `top` in one unit for the whole axis: bytes below 16 KiB
+    (0, 2,000, 4,000...), KiB above (0, 20 KiB, 40 KiB...)."""
+    unit, suffix = ((1024 ** 2, " MiB") if top >= 4 * 1024 ** 2 else
+                    (1024, " KiB") if top >= 16 * 1024 else (1, ""))
+    span = max(top / unit, 1.0)
+    raw = span / target
+    magnitude = 10 ** math.floor(math.log10(raw))
+    steps = (1, 2, 2.5, 5, 10) if magnitude >= 10 else (1, 2, 5, 10)   # 2.5 only where labels stay whole
+    step = next(m * magnitude for m in steps if m * magnitude >= raw)
+    if unit == 1:
+        step = max(step, 1)   # no fractions of a byte
+    ticks = [k * step * unit for k in range(int(span // step) + 1)]
+
+    def label(value: float, _pos=None) -> str:
+        return "0" if value == 0 else f"{value / unit:,.{decimals}f}{suffix}"
+    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    return ticks, FuncFormatter(label)
 
 
 def kind_label(kind: str) -> str:
@@ -119,7 +132,7 @@ def peak_op(report: dict) -> int | None:
 def _figure_size(n_ops: int) -> tuple[float, float, float]:
     """(width, timeline height, live panel height) in inches, wider for more ops."""
     columns = n_ops + 2
-    width = max(10.0, min(1.6 + 0.26 * columns, 40.0))
+    width = max(10.0, min(1.4 + 0.2 * columns, 40.0))
     return width, 5.2, 2.3
 
 
@@ -139,7 +152,7 @@ def timeline_figure(report: dict) -> tuple[Figure, list[dict]]:
     buffers, ops = plan["buffers"], plan["ops"]
     n = len(ops)
     width, top_h, bottom_h = _figure_size(n)
-    gap, left, right, top_margin, bottom_margin = 0.35, 1.05, 0.25, 0.55, 0.95
+    gap, left, right, top_margin, bottom_margin = 0.3, 1.1, 0.3, 0.4, 1.0
     height = top_margin + top_h + gap + bottom_h + bottom_margin
     fig = Figure(figsize=(width, height))
     canvas = FigureCanvasAgg(fig)
@@ -181,19 +194,18 @@ def timeline_figure(report: dict) -> tuple[Figure, list[dict]]:
     ax.axhline(lower, color=PEAK_COLOR, linestyle=(0, (2, 2)), linewidth=1.4, zorder=3)
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(0, y_top)
-    ax.yaxis.set_major_formatter(FuncFormatter(_axis_bytes))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=8))
+    ticks, formatter = byte_ticks(y_top)
+    ax.set_yticks(ticks)
+    ax.yaxis.set_major_formatter(formatter)
     ax.set_ylabel("arena offset")
     ax.grid(axis="y", color="#dddddd", linewidth=0.6, zorder=0)
     ax.tick_params(axis="x", labelbottom=False)
-    ax.set_title(f"Arena {arena_bytes:,} B (lower bound {lower:,} B): which buffer sits where, during which ops",
-                 loc="left", fontsize=11)
     handles = [Patch(facecolor=TENSOR_COLORS[0], edgecolor="#1b2a3a", label="tensor"),
                Patch(facecolor=SCRATCH_COLOR, edgecolor="#1b2a3a", hatch="////", label="kernel scratch"),
                ax.lines[0], ax.lines[1]]
     ax.lines[0].set_label(f"arena size {arena_bytes:,} B")
     ax.lines[1].set_label(f"lower bound {lower:,} B")
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.06), ncol=4, fontsize=9,
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=4, fontsize=9,
               frameon=False, borderaxespad=0.0)
 
     steps = live_by_step(report)
@@ -201,9 +213,11 @@ def timeline_figure(report: dict) -> tuple[Figure, list[dict]]:
     colors = [PEAK_COLOR if i == peak else ("#9aa5b1" if i in (-1, n) else "#59a14f") for i in xs]
     live_ax.bar(xs, [live for _, live in steps], width=0.8, color=colors, zorder=2)
     live_ax.axhline(lower, color=PEAK_COLOR, linestyle=(0, (2, 2)), linewidth=1.4, zorder=3)
-    live_ax.set_ylim(0, max([lower, 1] + [live for _, live in steps]) * 1.15)
-    live_ax.yaxis.set_major_formatter(FuncFormatter(_axis_bytes))
-    live_ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+    live_top = max([lower, 1] + [live for _, live in steps]) * 1.15
+    live_ax.set_ylim(0, live_top)
+    ticks, formatter = byte_ticks(live_top, target=4)
+    live_ax.set_yticks(ticks)
+    live_ax.yaxis.set_major_formatter(formatter)
     live_ax.set_ylabel("live bytes")
     live_ax.grid(axis="y", color="#dddddd", linewidth=0.6, zorder=0)
     live_ax.set_xticks(xs)
@@ -216,11 +230,24 @@ def timeline_figure(report: dict) -> tuple[Figure, list[dict]]:
                          xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
                          fontsize=8, color=PEAK_COLOR, zorder=4)
 
+    _outline_thin(ax, drawn)
     labels = _label_rectangles(ax, canvas, drawn)
     rects = [{"name": b["name"], "kind": b["kind"], "x0": r.get_x(), "x1": r.get_x() + r.get_width(),
               "y0": r.get_y(), "y1": r.get_y() + r.get_height(), "label": labels.get(b["name"], "")}
              for b, r in drawn]
     return fig, rects
+
+
+def _outline_thin(ax, drawn) -> None:
+    """A buffer a pixel or two high would vanish under its dark outline: outline it in its
+    own colour instead, so small scratch and late tensors still show as coloured lines."""
+    to_px = ax.transData.transform
+    for _, rect in drawn:
+        height = abs(to_px((0, rect.get_y() + rect.get_height()))[1] - to_px((0, rect.get_y()))[1])
+        if height < 3:
+            rect.set_edgecolor(rect.get_facecolor())
+            rect.set_linewidth(0.9)
+            rect.set_hatch(None)
 
 
 def _label_rectangles(ax, canvas, drawn) -> dict[str, str]:

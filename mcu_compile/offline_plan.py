@@ -23,7 +23,12 @@ writes the same index. Graph inputs and outputs get their planned offsets too. K
 scratch buffers TFLM requests at run time stay online-planned; TFLM fits them into
 the gaps around the offline tensors, using its own lifetimes. Our own kernels'
 scratch buffers (plan.scratch) have no TFLM tensor; they are simply bytes TFLM
-leaves unused.
+leaves unused. TFLM rounds each buffer up to 16 bytes, and our offsets are 16-aligned,
+so its head section is max(offset + size rounded up to 16) over the planned tensors.
+
+TFLM applies the plan with its default (greedy) memory planner only: the Python
+interpreter's kPreserveAllTensors mode uses the linear planner, which rejects offline
+offsets ("TFLM failed to allocate tensors").
 """
 from __future__ import annotations
 

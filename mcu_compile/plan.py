@@ -176,3 +176,55 @@ def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
         sizes={b.name: b.size for b in bufs}, aliases=roots,
         scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size}, buffers=bufs,
         strategy=strategy)
+
+
+def topological_orders(program: Program) -> dict[str, list[int]]:
+    """Candidate execution orders (op indices): the given one, and greedy orders that
+    run next the ready op which leaves the fewest bytes live (branches of a residual
+    block or a concat are then computed where they cost least)."""
+    return {"given": list(range(len(program.ops))),
+            "greedy": _greedy_order(program, prefer_freeing=False),
+            "greedy, freeing first": _greedy_order(program, prefer_freeing=True)}
+
+
+def _greedy_order(program: Program, prefer_freeing: bool) -> list[int]:
+    producers = {name: i for i, op in enumerate(program.ops) for name in op.outputs}
+    needs = [{producers[n] for n in op.inputs if n in producers} for op in program.ops]
+    readers: dict[str, set[int]] = {}
+    for i, op in enumerate(program.ops):
+        for name in op.inputs:
+            if name in producers or name in program.inputs:
+                readers.setdefault(name, set()).add(i)
+    done: list[int] = []
+    pending = set(range(len(program.ops)))
+
+    def cost(i: int):
+        op = program.ops[i]
+        allocated = sum(program.tensor(n).nbytes for n in op.outputs)
+        freed = sum(program.tensor(n).nbytes for n in set(op.inputs)
+                    if n in readers and n not in program.outputs and readers[n] <= set(done) | {i})
+        return (-freed, allocated, i) if prefer_freeing else (allocated - freed, i)
+
+    while pending:
+        ready = [i for i in pending if needs[i] <= set(done)]
+        best = min(ready, key=cost)
+        done.append(best)
+        pending.remove(best)
+    return done
+
+
+def reorder(program: Program, order: list[int]) -> Program:
+    return Program(program.tensors, [program.ops[i] for i in order], list(program.inputs),
+                   list(program.outputs), program.metadata)
+
+
+def schedule_for_memory(program: Program, scratch_sizes: list[int]) -> tuple[Program, list[int], str]:
+    """The execution order with the lowest peak of live bytes (ties keep the given order)."""
+    best = None
+    for rank, (name, order) in enumerate(topological_orders(program).items()):
+        candidate = reorder(program, order)
+        scratch = [scratch_sizes[i] for i in order]
+        peak = lower_bound(buffers(candidate, scratch, alias_roots(candidate)), len(order))
+        if best is None or peak < best[0]:
+            best = (peak, candidate, scratch, name)
+    return best[1], best[2], best[3]

@@ -36,7 +36,7 @@ def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_byt
             "outputs": [_tensor_info(program, n) for n in program.outputs],
         },
         "arena": {"bytes": plan.arena_bytes, "lower_bound": plan.lower_bound,
-                  "region": board.arena_region,
+                  "region": board.arena_region, "placement": plan.strategy,
                   "shared_storage": dict(plan.aliases)},
         "weights_bytes": weights,
         "stack_bytes": stack_bytes,
