@@ -17,7 +17,7 @@ from .boards import Board, load_board
 from .build import build as build_project
 from .elf import heap_symbols
 from .errors import BoardFitError, CompileError, InputError
-from .fuse import fold_pads_into_convolutions
+from .fuse import fold_pads_into_convolutions, fuse_residual_adds
 from .ir import Program
 from .plan import plan_memory, schedule_for_memory
 from .platform import render_platform
@@ -225,7 +225,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     """
     board_info = load_board(board)
     program = build_program(model, example_inputs, calibration)
-    firmware_program = fold_pads_into_convolutions(program)
+    firmware_program = fuse_residual_adds(fold_pads_into_convolutions(program))
     scratch = [codegen_ops.scratch_bytes(firmware_program, op) for op in firmware_program.ops]
     firmware_program, scratch, order = schedule_for_memory(firmware_program, scratch)
     plan = plan_memory(firmware_program, scratch)

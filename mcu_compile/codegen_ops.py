@@ -158,9 +158,35 @@ def _conv_2d(site: _Site) -> CodeFragment:
     if w_shape[3] != x_channels:
         raise site.unsupported(f"grouped CONV_2D (input channels {x_channels}, filter {w_shape[3]}) "
                                "is not supported")
+    if "residual_add" in site.op.options:
+        return _conv_2d_residual_add(site)
     context = f"{{{site.scratch}, {scratch_bytes(site.program, site.op)}}}"
     return _convolution(site, "arm_convolve_s8", "cmsis_nn_conv_params conv_params", "", context,
                         out_channels=w_shape[0], extra_summary="")
+
+
+def _conv_2d_residual_add(site: _Site) -> CodeFragment:
+    """A CONV_2D with a fused residual ADD (fuse.py): the convolution's parameters come
+    from its own output tensor, the ADD's from a virtual ADD(conv output, residual)."""
+    op, fused = site.op, site.op.options["residual_add"]
+    conv_output, residual, out = fused["conv_output"], op.inputs[3], op.outputs[0]
+    conv_options = {k: v for k, v in op.options.items() if k != "residual_add"}
+    conv_op = Op("CONV_2D", op.inputs[:3], [conv_output], conv_options, op.target, op.source)
+    add_op = Op("ADD", [conv_output, residual], [out],
+                {"fused_activation_function": fused["fused_activation_function"]})
+    p = op_params.add_params(site.program, add_op)
+    lo, hi = op_params.op_activation_range(site.program, add_op)
+    add_quant = (f"const mcu_add_quant add_quant = {{{p.input1_offset}, {p.input1_multiplier}, "
+                 f"{p.input1_shift}, {p.input2_offset}, {p.input2_multiplier}, {p.input2_shift},\n"
+                 f"    {p.left_shift}, {p.output_offset}, {p.output_multiplier}, {p.output_shift}, {lo}, {hi}}};")
+    conv_site = _Site(site.program, conv_op, lambda n: site.ref(out if n == conv_output else n),
+                      site.scratch, site.uid)
+    context = f"{{{site.scratch}, {scratch_bytes(site.program, op)}}}"
+    added = f", + residual {residual}" + (f" then {fused['fused_activation_function']}"
+                                          if fused["fused_activation_function"] != "NONE" else "")
+    return _convolution(conv_site, "mcu_convolve_add_s8", "cmsis_nn_conv_params conv_params", "", context,
+                        out_channels=site.shape(1)[0], extra_summary=added,
+                        residual=(add_quant, site.ref(residual)))
 
 
 def _depthwise_conv_2d(site: _Site) -> CodeFragment:
@@ -171,9 +197,10 @@ def _depthwise_conv_2d(site: _Site) -> CodeFragment:
 
 
 def _convolution(site: _Site, kernel: str, params_decl: str, extra_params: str, context: str,
-                 out_channels: int, extra_summary: str) -> CodeFragment:
-    """The call of a CMSIS-NN convolution kernel (regular or depthwise): both take the
-    same context, quantization, dims and window parameters."""
+                 out_channels: int, extra_summary: str, residual: tuple[str, str] | None = None) -> CodeFragment:
+    """The call of a convolution kernel (regular, depthwise, or with a fused residual
+    add: residual = (the mcu_add_quant declaration, the residual's pointer)): all take
+    the same context, quantization, dims and window parameters."""
     o = site.op.options
     x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
     dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
@@ -194,9 +221,14 @@ def _convolution(site: _Site, kernel: str, params_decl: str, extra_params: str, 
         f"const cmsis_nn_dims filter_dims = {_dims(w_shape)};",
         f"const cmsis_nn_dims bias_dims = {_dims((1, 1, 1, out_channels))};",
         f"const cmsis_nn_dims output_dims = {_dims(y_shape)};",
-        _call(kernel, ["&ctx", f"&{params_name}", "&quant_params", "&input_dims", site.x, "&filter_dims",
-                       site.ref(site.op.inputs[1]), "&bias_dims", _bias_ref(site), "&output_dims", site.y]),
     ]
+    residual_args = []
+    if residual is not None:
+        body.append(residual[0])
+        residual_args = ["&add_quant", residual[1]]
+    body.append(_call(kernel, ["&ctx", f"&{params_name}", "&quant_params", "&input_dims", site.x, "&filter_dims",
+                               site.ref(site.op.inputs[1]), "&bias_dims", _bias_ref(site), *residual_args,
+                               "&output_dims", site.y]))
     summary = _window_text(site, w_shape[1:3], pads) + extra_summary
     if dilation != (1, 1):
         summary += f", dilation {dilation[0]}x{dilation[1]}"

@@ -43,3 +43,36 @@ def _foldable(program: Program, pad, conv) -> bool:
     # only spatial padding, and a kernel can only skip leading/trailing taps that are >= 0
     return (paddings.shape == (4, 2) and not paddings[0].any() and not paddings[3].any()
             and (paddings >= 0).all())
+
+
+def fuse_residual_adds(program: Program) -> Program:
+    """CONV_2D -> ADD(conv, residual) becomes one CONV_2D that adds the residual as it
+    stores each output (mcu_convolve_add_s8), when the ADD is the convolution's only
+    reader and nothing broadcasts. The sum may then overwrite the residual (plan.py
+    decides), so a residual block needs two feature maps instead of three."""
+    ops = list(program.ops)
+    for add in [op for op in ops if op.kind == "ADD"]:
+        fused = _residual_fusion(program, add)
+        if fused is not None:
+            conv, op = fused
+            ops[ops.index(add)] = op
+            ops.remove(conv)
+    return Program(program.tensors, ops, list(program.inputs), list(program.outputs), dict(program.metadata))
+
+
+def _residual_fusion(program: Program, add):
+    out = program.tensor(add.outputs[0])
+    for conv_output, residual in (add.inputs[:2], add.inputs[1::-1]):
+        conv = program.producer(conv_output)
+        if (conv is None or conv.kind != "CONV_2D" or "residual_add" in conv.options
+                or conv_output in program.outputs or len(program.consumers(conv_output)) != 1):
+            continue
+        r = program.tensor(residual)
+        if r.is_const or r.shape != out.shape or program.tensor(conv_output).shape != out.shape:
+            continue
+        options = {**conv.options, "residual_add": {
+            "conv_output": conv_output,
+            "fused_activation_function": add.options.get("fused_activation_function", "NONE")}}
+        inputs = (conv.inputs + [""] * 3)[:3] + [residual]
+        return conv, replace(conv, inputs=inputs, outputs=list(add.outputs), options=options)
+    return None

@@ -62,6 +62,16 @@ def short_name(name: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
+def compact_name(name: str, limit: int = 16) -> str:
+    """A shorter label still for small rectangles: the layer of a TFLite name
+    ('act_3' of 'model/act_3/Relu'), or the short name cut to `limit` characters."""
+    if name.startswith("scratch:"):
+        return "scratch"
+    parts = [p for p in name.split(";", 1)[0].split("/") if p]
+    text = parts[-2] if len(parts) >= 2 else short_name(name)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
 def fmt_bytes(n: int | float) -> str:
     return f"{int(n):,} B"
 
@@ -132,7 +142,7 @@ def peak_op(report: dict) -> int | None:
 def _figure_size(n_ops: int) -> tuple[float, float, float]:
     """(width, timeline height, live panel height) in inches, wider for more ops."""
     columns = n_ops + 2
-    width = max(10.0, min(1.4 + 0.2 * columns, 40.0))
+    width = max(10.0, min(1.4 + 0.19 * columns, 40.0))
     return width, 5.2, 2.3
 
 
@@ -223,11 +233,14 @@ def timeline_figure(report: dict) -> tuple[Figure, list[dict]]:
     live_ax.set_xticks(xs)
     kinds = {op["index"]: kind_label(op["kind"]) for op in ops}
     live_ax.set_xticklabels([("inputs" if i == -1 else "outputs" if i == n else f"{i} {kinds[i]}") for i in xs],
-                            rotation=90, fontsize=8 if n <= 40 else 7)
+                            rotation=90, fontsize=8)
     live_ax.set_xlabel("op (execution order)")
     if peak is not None:
+        # Keep the note inside the panel when the peak is near either end.
+        align = "left" if peak < n * 0.2 else "right" if peak > n * 0.8 else "center"
         live_ax.annotate(f"peak: op {peak}, {steps[peak + 1][1]:,} B", xy=(peak, steps[peak + 1][1]),
-                         xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
+                         xytext={"left": (-6, 4), "right": (6, 4), "center": (0, 4)}[align],
+                         textcoords="offset points", ha=align, va="bottom",
                          fontsize=8, color=PEAK_COLOR, zorder=4)
 
     _outline_thin(ax, drawn)
@@ -262,9 +275,11 @@ def _label_rectangles(ax, canvas, drawn) -> dict[str, str]:
         w, h = abs(x1 - x0) - 4, abs(y1 - y0) - 3
         if w < 6 or h < 6:
             continue
-        name = short_name(b["name"])
+        name, compact = short_name(b["name"]), compact_name(b["name"])
         size = fmt_kib(b["size"]) if b["size"] >= 1024 else f"{b['size']} B"
         candidates = [(f"{name}\n{size}", 0), (name, 0), (f"{name}\n{size}", 90), (name, 90)]
+        if compact != name:
+            candidates += [(f"{compact}\n{size}", 0), (compact, 0), (compact, 90)]
         cx, cy = rect.get_x() + rect.get_width() / 2, rect.get_y() + rect.get_height() / 2
         for text, rotation in candidates:
             label = ax.text(cx, cy, text, rotation=rotation, ha="center", va="center", fontsize=7.5,

@@ -26,9 +26,9 @@ scratch buffers (plan.scratch) have no TFLM tensor; they are simply bytes TFLM
 leaves unused. TFLM rounds each buffer up to 16 bytes, and our offsets are 16-aligned,
 so its head section is max(offset + size rounded up to 16) over the planned tensors.
 
-TFLM applies the plan with its default (greedy) memory planner only: the Python
-interpreter's kPreserveAllTensors mode uses the linear planner, which rejects offline
-offsets ("TFLM failed to allocate tensors").
+TFLM applies the plan with its default (greedy) memory planner only. The Python
+interpreter's kPreserveAllTensors mode fails on a model with an offline plan ("TFLM
+failed to allocate tensors"; its linear planner takes no offline offsets).
 """
 from __future__ import annotations
 
@@ -81,9 +81,47 @@ def offline_offsets(program: Program, plan: MemoryPlan,
     return offsets
 
 
+def check_no_live_overlap(program: Program, plan: MemoryPlan, placed: dict[str, int]) -> None:
+    """Raise if two tensors that are live together in `program`'s op order (the order
+    TFLM runs them) share bytes, other than tensors the plan made one buffer (aliases).
+
+    Guards against writing a plan made for another op order (e.g. a rescheduled copy
+    of the program) into this program's file.
+    """
+    end = len(program.ops)
+    spans: dict[str, list[int]] = {}  # alias root -> [first op, last op, bytes]
+
+    def touch(name: str, index: int) -> None:
+        if name not in placed:
+            return
+        span = spans.setdefault(plan.aliases.get(name, name), [index, index, 0])
+        span[0], span[1] = min(span[0], index), max(span[1], index)
+        span[2] = max(span[2], program.tensor(name).nbytes)
+
+    for name in program.inputs:
+        touch(name, -1)
+    for index, op in enumerate(program.ops):
+        for name in op.inputs + op.outputs:
+            if name:
+                touch(name, index)
+    for name in program.outputs:
+        touch(name, end)
+    groups = sorted(spans.items(), key=lambda item: plan.offsets[item[0]])
+    for i, (a, (a0, a1, a_bytes)) in enumerate(groups):
+        a_start = plan.offsets[a]
+        for b, (b0, b1, b_bytes) in groups[i + 1:]:
+            if plan.offsets[b] >= a_start + a_bytes:
+                break
+            if a0 <= b1 and b0 <= a1:
+                raise ValueError(f"the plan puts {a!r} and {b!r} in the same bytes while both are "
+                                 "live; plan the program in the op order it is written in")
+
+
 def offline_plan_metadata(program: Program, plan: MemoryPlan) -> bytes:
     """The "OfflineMemoryAllocation" metadata buffer placing `program`'s activations as `plan` does."""
-    offsets = offline_offsets(program, plan)
+    names = written_tensor_names(program)
+    offsets = offline_offsets(program, plan, names)
+    check_no_live_overlap(program, plan, {n: o for n, o in zip(names, offsets) if o != ONLINE})
     words = [FORMAT_VERSION, SUBGRAPH_INDEX, len(offsets), *offsets]
     return np.asarray(words, dtype="<i4").tobytes()
 

@@ -74,23 +74,29 @@ def alias_roots(program: Program) -> dict[str, str]:
     for index, op in enumerate(program.ops):
         if op.kind == "RESHAPE" and not program.tensor(op.inputs[0]).is_const:
             join(op.outputs[0], op.inputs[0])
-        elif op.kind in IN_PLACE_OPS:
-            victim = _overwritable_input(program, op, index, last, roots, members)
+        elif op.kind in IN_PLACE_OPS or "residual_add" in op.options:
+            # a fused residual ADD may write over its residual only (the convolution
+            # reads its input at other indices than it writes)
+            candidates = op.inputs[3:4] if "residual_add" in op.options else op.inputs
+            victim = _overwritable_input(program, op, candidates, index, last, roots, members)
             if victim is not None:
                 join(op.outputs[0], victim)
     return roots
 
 
-def _overwritable_input(program: Program, op: Op, index: int, last: dict[str, int],
+def _overwritable_input(program: Program, op: Op, candidates: list[str], index: int, last: dict[str, int],
                         roots: dict[str, str], members: dict[str, list[str]]) -> str | None:
-    """An input of the same shape and type as the output, whose bytes nobody reads later."""
+    """A candidate input of the same shape and type as the output whose bytes nobody
+    reads later, and that no other input of the op shares."""
     out = program.tensor(op.outputs[0])
-    for name in op.inputs:
+    for name in candidates:
         t = program.tensor(name) if name else None
         if t is None or t.is_const or t.shape != out.shape or t.dtype != out.dtype:
             continue
-        group = members.get(roots.get(name, name), [name])
-        if all(last.get(m, -1) <= index for m in group):
+        root = roots.get(name, name)
+        group = members.get(root, [name])
+        others = [n for n in op.inputs if n and n != name and not program.tensor(n).is_const]
+        if all(last.get(m, -1) <= index for m in group) and all(roots.get(n, n) != root for n in others):
             return name
     return None
 

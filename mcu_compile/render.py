@@ -51,7 +51,7 @@ class ModelSource:
 
     def arena_pointers(self) -> list[str]:
         """One #define per planned activation, in arena order."""
-        roots = sorted({self.plan.aliases.get(t.name, t.name) for t in self.program.activations()},
+        roots = sorted((b.name for b in self.plan.buffers if b.name in self.program.tensors),
                        key=lambda n: (self.plan.offset(n), n))
         lines = [f"#define T_{self.names[n]} (arena + {self.plan.offset(n)}) /* {self.activation_comment(n)} */"
                  for n in roots]

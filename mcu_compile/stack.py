@@ -197,7 +197,7 @@ _PUSH = re.compile(r"\b(?:push|stmdb|stmfd)(?:\.w)?\s+(?:sp!,\s*)?\{([^}]*)\}")
 _VPUSH = re.compile(r"\b(?:vpush|vstmdb)(?:\.\d+)?\s+(?:sp!,\s*)?\{([^}]*)\}")
 _SUB_SP = re.compile(r"\bsub(?:s|w|\.w)?\s+sp,\s*(?:sp,\s*)?#(\d+)")
 _DYN_SP = re.compile(r"\b(?:sub(?:s|\.w)?\s+sp,\s*(?:sp,\s*)?r\d|mov\s+sp,)")
-_BRANCH = re.compile(r"\b(?:bl|b|b\.w|b\.n)\s+[0-9a-f]+\s+<([^>+]+)>")
+_BRANCH = re.compile(r"\bb(?:l|[a-z]{2})?(?:\.w|\.n)?\s+[0-9a-f]+\s+<([^>+]+)>")  # bl, b, bne.w... to a symbol
 _FUNC = re.compile(r"^[0-9a-f]+ <([^>]+)>:$")
 
 

@@ -219,6 +219,14 @@ def test_with_offline_plan_leaves_the_program_alone():
     assert planned.tensors is not program.tensors and planned.ops is not program.ops
 
 
+def test_a_plan_that_overlaps_live_tensors_is_refused():
+    program = hand_program()
+    plan = our_plan(program)
+    plan.offsets["d"] = plan.offsets["x"]  # the depthwise conv would overwrite its input
+    with pytest.raises(ValueError, match="same bytes while both are live"):
+        offline_plan_metadata(program, plan)
+
+
 # ---------------------------------------------------------------------------- TFLM runs our plan
 
 @pytest.mark.parametrize("name", MLPERF_TINY + ["torch", "hand"])

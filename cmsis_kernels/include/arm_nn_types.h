@@ -96,4 +96,15 @@ typedef struct
     int32_t shift;
 } cmsis_nn_per_tensor_quant_params;
 
+/** Quantization of TFLite int8 ADD (op_params.add_params): both inputs are brought to a
+ *  common scale with left_shift bits of headroom, summed, then rescaled and clamped. */
+typedef struct
+{
+    int32_t input_1_offset, input_1_mult, input_1_shift;
+    int32_t input_2_offset, input_2_mult, input_2_shift;
+    int32_t left_shift;
+    int32_t out_offset, out_mult, out_shift;
+    int32_t act_min, act_max;
+} mcu_add_quant;
+
 #endif /* ARM_NN_TYPES_H */

@@ -205,6 +205,25 @@ void arm_softmax_s8(const int8_t *input,
 /* ---- Data movement and activations (not in CMSIS-NN) ---------------------- */
 
 /**
+ * CONV_2D (as arm_convolve_s8, same scratch) whose int8 output is added to residual_data
+ * with TFLite ADD arithmetic (add_quant: input 1 = the convolution's output, input 2 =
+ * the residual); output_data may be residual_data (in place). Shapes: residual = output.
+ */
+arm_cmsis_nn_status mcu_convolve_add_s8(const cmsis_nn_context *ctx,
+                                        const cmsis_nn_conv_params *conv_params,
+                                        const cmsis_nn_per_channel_quant_params *quant_params,
+                                        const cmsis_nn_dims *input_dims,
+                                        const int8_t *input_data,
+                                        const cmsis_nn_dims *filter_dims,
+                                        const int8_t *filter_data,
+                                        const cmsis_nn_dims *bias_dims,
+                                        const int32_t *bias_data,
+                                        const mcu_add_quant *add_quant,
+                                        const int8_t *residual_data,
+                                        const cmsis_nn_dims *output_dims,
+                                        int8_t *output_data);
+
+/**
  * Concatenation along any axis. Seen as [outer_size][row] arrays, input i has
  * rows of input_row_sizes[i] bytes (the product of its dimensions from the
  * axis inward); output row r is the inputs' rows r side by side.

@@ -51,7 +51,19 @@ static void im2col_s16(const int8_t *input,
     }
 }
 
-/* Writes all output channels of one or two pixels (out_1 may be NULL) from their im2col columns. */
+/* The output value of one channel: requantized, then (fused residual ADD) added to the
+ * residual value at the same index, which is read before the output overwrites it. */
+static inline int8_t conv_output(int32_t acc, int32_t oc, const cmsis_nn_conv_params *p,
+                                 const cmsis_nn_per_channel_quant_params *q, const mcu_add_quant *add,
+                                 const int8_t *residual)
+{
+    const int8_t value = mcu_requantize_s8(acc, q->multiplier[oc], q->shift[oc], p->output_offset,
+                                           p->activation.min, p->activation.max);
+    return add != NULL ? mcu_add_one_s8(value, residual[oc], add) : value;
+}
+
+/* Writes all output channels of one or two pixels (out_1 may be NULL) from their im2col
+ * columns; res_0/res_1 are the pixels' residuals when add != NULL. */
 static void conv_columns(const int16_t *col_0,
                          const int16_t *col_1,
                          int32_t col_len,
@@ -59,6 +71,9 @@ static void conv_columns(const int16_t *col_0,
                          const int32_t *bias,
                          const cmsis_nn_conv_params *p,
                          const cmsis_nn_per_channel_quant_params *q,
+                         const mcu_add_quant *add,
+                         const int8_t *res_0,
+                         const int8_t *res_1,
                          int32_t out_ch,
                          int8_t *out_0,
                          int8_t *out_1)
@@ -75,8 +90,7 @@ static void conv_columns(const int16_t *col_0,
                 acc_0 += col_0[i] * w[i];
                 acc_1 += col_1[i] * w[i];
             }
-            out_1[oc] = mcu_requantize_s8(acc_1, q->multiplier[oc], q->shift[oc], p->output_offset,
-                                          p->activation.min, p->activation.max);
+            out_1[oc] = conv_output(acc_1, oc, p, q, add, res_1);
         }
         else
         {
@@ -85,9 +99,54 @@ static void conv_columns(const int16_t *col_0,
                 acc_0 += col_0[i] * w[i];
             }
         }
-        out_0[oc] = mcu_requantize_s8(acc_0, q->multiplier[oc], q->shift[oc], p->output_offset,
-                                      p->activation.min, p->activation.max);
+        out_0[oc] = conv_output(acc_0, oc, p, q, add, res_0);
     }
+}
+
+arm_cmsis_nn_status mcu_convolve_core_s8(const cmsis_nn_context *ctx,
+                                         const cmsis_nn_conv_params *conv_params,
+                                         const cmsis_nn_per_channel_quant_params *quant_params,
+                                         const cmsis_nn_dims *input_dims,
+                                         const int8_t *input_data,
+                                         const cmsis_nn_dims *filter_dims,
+                                         const int8_t *filter_data,
+                                         const int32_t *bias_data,
+                                         const mcu_add_quant *add,
+                                         const int8_t *residual,
+                                         const cmsis_nn_dims *output_dims,
+                                         int8_t *output_data)
+{
+    if (ctx->buf == NULL || filter_dims->c != input_dims->c || (add != NULL && residual == NULL))
+    {
+        return ARM_CMSIS_NN_ARG_ERROR;
+    }
+    const int32_t col_len = input_dims->c * filter_dims->h * filter_dims->w;
+    const int32_t out_ch = output_dims->c;
+    const int32_t pixels = output_dims->h * output_dims->w;
+    int16_t *col_0 = (int16_t *)ctx->buf;
+    int16_t *col_1 = col_0 + col_len;
+
+    for (int32_t b = 0; b < input_dims->n; b++)
+    {
+        const int8_t *input = input_data + b * input_dims->h * input_dims->w * input_dims->c;
+        int8_t *output = output_data + b * pixels * out_ch;
+        const int8_t *res = residual != NULL ? residual + b * pixels * out_ch : NULL;
+        for (int32_t px = 0; px < pixels; px += 2)
+        {
+            const int32_t has_pair = px + 1 < pixels;
+            im2col_s16(input, input_dims, filter_dims, conv_params, px / output_dims->w, px % output_dims->w, col_0);
+            if (has_pair)
+            {
+                im2col_s16(input, input_dims, filter_dims, conv_params, (px + 1) / output_dims->w,
+                           (px + 1) % output_dims->w, col_1);
+            }
+            conv_columns(col_0, col_1, col_len, filter_data, bias_data, conv_params, quant_params, add,
+                         res != NULL ? res + px * out_ch : NULL,
+                         res != NULL && has_pair ? res + (px + 1) * out_ch : NULL, out_ch,
+                         output + px * out_ch, has_pair ? output + (px + 1) * out_ch : NULL);
+        }
+    }
+    return ARM_CMSIS_NN_SUCCESS;
 }
 
 arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
@@ -103,32 +162,6 @@ arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
                                     int8_t *output_data)
 {
     (void)bias_dims;
-    if (ctx->buf == NULL || filter_dims->c != input_dims->c)
-    {
-        return ARM_CMSIS_NN_ARG_ERROR;
-    }
-    const int32_t col_len = input_dims->c * filter_dims->h * filter_dims->w;
-    const int32_t out_ch = output_dims->c;
-    const int32_t pixels = output_dims->h * output_dims->w;
-    int16_t *col_0 = (int16_t *)ctx->buf;
-    int16_t *col_1 = col_0 + col_len;
-
-    for (int32_t b = 0; b < input_dims->n; b++)
-    {
-        const int8_t *input = input_data + b * input_dims->h * input_dims->w * input_dims->c;
-        int8_t *output = output_data + b * pixels * out_ch;
-        for (int32_t px = 0; px < pixels; px += 2)
-        {
-            const int32_t has_pair = px + 1 < pixels;
-            im2col_s16(input, input_dims, filter_dims, conv_params, px / output_dims->w, px % output_dims->w, col_0);
-            if (has_pair)
-            {
-                im2col_s16(input, input_dims, filter_dims, conv_params, (px + 1) / output_dims->w,
-                           (px + 1) % output_dims->w, col_1);
-            }
-            conv_columns(col_0, col_1, col_len, filter_data, bias_data, conv_params, quant_params, out_ch,
-                         output + px * out_ch, has_pair ? output + (px + 1) * out_ch : NULL);
-        }
-    }
-    return ARM_CMSIS_NN_SUCCESS;
+    return mcu_convolve_core_s8(ctx, conv_params, quant_params, input_dims, input_data, filter_dims, filter_data,
+                                bias_data, NULL, NULL, output_dims, output_data);
 }

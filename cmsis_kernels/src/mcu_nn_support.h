@@ -140,15 +140,6 @@ static inline void mcu_fc_batches_s8(const cmsis_nn_fc_params *fc_params,
 }
 
 /* Quantization of TFLite int8 ADD. */
-typedef struct
-{
-    int32_t input_1_offset, input_1_mult, input_1_shift;
-    int32_t input_2_offset, input_2_mult, input_2_shift;
-    int32_t left_shift;
-    int32_t out_offset, out_mult, out_shift;
-    int32_t act_min, act_max;
-} mcu_add_quant;
-
 /* Both inputs are brought to a common scale with left_shift bits of headroom, summed, then rescaled. */
 static inline int8_t mcu_add_one_s8(int8_t a, int8_t b, const mcu_add_quant *q)
 {
@@ -229,5 +220,20 @@ static inline arm_cmsis_nn_status mcu_broadcast_for_each_s8(const int8_t *input_
     }
     return ARM_CMSIS_NN_SUCCESS;
 }
+
+/* The convolution of arm_convolve_s8; with add != NULL each output value is then added
+ * to residual at the same index (TFLite ADD arithmetic), which it may overwrite. */
+arm_cmsis_nn_status mcu_convolve_core_s8(const cmsis_nn_context *ctx,
+                                         const cmsis_nn_conv_params *conv_params,
+                                         const cmsis_nn_per_channel_quant_params *quant_params,
+                                         const cmsis_nn_dims *input_dims,
+                                         const int8_t *input_data,
+                                         const cmsis_nn_dims *filter_dims,
+                                         const int8_t *filter_data,
+                                         const int32_t *bias_data,
+                                         const mcu_add_quant *add,
+                                         const int8_t *residual,
+                                         const cmsis_nn_dims *output_dims,
+                                         int8_t *output_data);
 
 #endif /* MCU_NN_SUPPORT_H */
