@@ -19,11 +19,12 @@ from .elf import heap_symbols
 from .errors import BoardFitError, CompileError, InputError
 from .fuse import fold_pads_into_convolutions, fuse_residual_adds
 from .ir import Program
-from .plan import plan_memory, schedule_for_memory
-from .platform import render_platform
+from .plan import align, plan_memory, schedule_for_memory
+from .platform import STACK_ALIGN, render_platform
 from .render import render_model
 from .report import DEFAULT_STACK_BYTES, elf_summary, format_text, overflowing_regions, predicted_report, with_elf
 from .run import run_qemu
+from .stack import worst_case_stack
 from .tflite_io import load_tflite, write_tflite
 
 MANIFEST = "mcu_compile.json"
@@ -115,13 +116,25 @@ class CompiledModel:
 
     def build(self) -> Path:
         elf = build_project(self.project_dir)
+        if self._manifest().get("stack_policy") == "auto":
+            elf = self._fit_stack_reserve(elf)
         heap = heap_symbols(elf)
         if heap:
             raise HeapError(f"the firmware links heap functions ({', '.join(heap)}); "
                             f"a kernel or the runtime calls malloc: report this as a bug")
         weights = set(self._manifest()["weight_symbols"])
         self.report = with_elf(self.report, self.board, elf_summary(elf, self.board, weights))
+        self.report["stack"] = worst_case_stack(self.project_dir).as_dict()
         self._save_report()
+        return elf
+
+    def _fit_stack_reserve(self, elf: Path) -> Path:
+        """Relinks with the stack reserve set to the worst case the call graph allows."""
+        reserve = align(worst_case_stack(self.project_dir).bytes, STACK_ALIGN)
+        if reserve != self.report["stack_bytes"]:
+            self.report["stack_bytes"] = reserve
+            _render_platform(self.project_dir, self.board, self.vectors(), reserve, self.report["arena"])
+            elf = build_project(self.project_dir)
         return elf
 
     def run(self, inputs=None, timeout: float = 120.0) -> ModelRun:
@@ -141,7 +154,8 @@ class CompiledModel:
                     for raw, name in zip(per_vector, self.program.outputs)]
                    for per_vector in result.outputs]
         run = ModelRun(vectors, outputs, expected, list(result.instructions), elf)
-        self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions}
+        self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions,
+                              "stack_measured_bytes": result.stack_bytes}
         self._save_report()
         return run
 
@@ -173,10 +187,14 @@ def _write_vectors(project_dir: Path, program: Program, board: Board, vectors, s
                    arena: dict) -> None:
     """Bundle test vectors into the firmware and record the host reference's outputs."""
     expected = [reference.run(program, v) for v in vectors]
-    render_platform(board, project_dir, vectors, stack_bytes=stack_bytes,
-                    arena_sections={arena["region"]: arena["bytes"]})
+    _render_platform(project_dir, board, vectors, stack_bytes, arena)
     _save_vectors(project_dir / VECTORS_FILE, vectors)
     _save_vectors(project_dir / EXPECTED_FILE, expected)
+
+
+def _render_platform(project_dir: Path, board: Board, vectors, stack_bytes: int, arena: dict) -> None:
+    render_platform(board, project_dir, vectors, stack_bytes=stack_bytes,
+                    arena_sections={arena["region"]: arena["bytes"]})
 
 
 def build_program(model, example_inputs, calibration) -> Program:
@@ -215,14 +233,18 @@ def check_fit(report: dict) -> None:
 
 def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             board: str = "mps3-an547", out_dir: str | Path = "mcu_out",
-            test_inputs: Iterable | None = None, stack_bytes: int = DEFAULT_STACK_BYTES) -> CompiledModel:
+            test_inputs: Iterable | None = None, stack_bytes: int | None = None) -> CompiledModel:
     """Compile a model into a firmware project for `board`.
 
     model: an nn.Module, an ExportedProgram, or the path of a .pt2 (torch.export.save)
     or of an int8 .tflite. calibration: input tuples for PT2E calibration (default:
     the example inputs). test_inputs: input tuples bundled into the firmware and
-    checked against the host reference (default: the example inputs).
+    checked against the host reference (default: the example inputs). stack_bytes:
+    the stack reserve; by default the worst case found by static analysis of the
+    firmware's call graph at build time (8 KiB is assumed until then).
     """
+    stack_policy = "auto" if stack_bytes is None else "fixed"
+    stack_bytes = DEFAULT_STACK_BYTES if stack_bytes is None else stack_bytes
     board_info = load_board(board)
     program = build_program(model, example_inputs, calibration)
     firmware_program = fuse_residual_adds(fold_pads_into_convolutions(program))
@@ -241,7 +263,8 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
                else default_vectors(program, example_inputs))
     _write_vectors(project_dir, program, board_info, vectors, stack_bytes, report["arena"])
     (project_dir / MANIFEST).write_text(json.dumps(
-        {"board": board_info.name, "weight_symbols": weight_symbols, "report": report}, indent=1))
+        {"board": board_info.name, "weight_symbols": weight_symbols, "stack_policy": stack_policy,
+         "report": report}, indent=1))
     return CompiledModel(project_dir, program_path, report, board_info, program)
 
 

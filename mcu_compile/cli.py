@@ -112,14 +112,20 @@ def run(project, timeout):
 @main.command()
 @click.argument("project", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def report(project, as_json):
-    """Print the budget report of PROJECT: memory per region, arena, weights, code."""
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write a page with the memory timeline and per-layer sizes to this file.")
+def report(project, as_json, html_path):
+    """Print the budget report of PROJECT: memory per region, arena, weights, code, stack.
+    Sizes are predicted until the project is built, then read from the ELF."""
     from .api import load
     try:
         compiled = load(project)
     except CompileError as err:
         _fail(err)
     click.echo(json.dumps(compiled.report, indent=1) if as_json else compiled.report_text())
+    if html_path:
+        from .html_report import write_html
+        click.echo(f"wrote {write_html(compiled.report, Path(html_path))}", err=as_json)
 
 
 @main.command()

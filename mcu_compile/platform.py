@@ -32,7 +32,10 @@ def template_env() -> jinja2.Environment:
 
 
 def render_template(name: str, path: Path, **context) -> None:
-    path.write_text(template_env().get_template(name).render(**context))
+    """Writes the file only when its text changes, so make rebuilds only what changed."""
+    text = template_env().get_template(name).render(**context)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
 
 
 def render_platform(board: Board, project_dir: Path, test_vectors: list[list[np.ndarray]],

@@ -143,9 +143,16 @@ def format_text(report: dict) -> str:
             continue
         lines.append(f"  {name:<8}{row['kind']:<7}{row['used']:>12,}{row['size']:>12,}"
                      f"{row['percent']:>7.1f}%{row['headroom']:>12,}")
+    stack = report.get("stack")
+    if stack:
+        lines.append(f"  stack: worst case {stack['bytes']:,} B (static call-graph analysis, "
+                     f"{' > '.join(stack['path'][:6])}{' > ...' if len(stack['path']) > 6 else ''}) "
+                     f"of the {report['stack_bytes']:,} B reserved")
     run = report.get("run")
     if run:
         verdict = "bit-exact with the host reference" if run["bit_exact"] else "DIFFERENT from the host reference"
         lines.append(f"  run: {verdict}; instructions per inference: "
-                     + ", ".join(f"{n:,}" for n in run["instructions"]))
+                     + ", ".join(f"{n:,}" for n in run["instructions"])
+                     + (f"; stack used {run['stack_measured_bytes']:,} B (painted)"
+                        if run.get("stack_measured_bytes") else ""))
     return "\n".join(lines)
