@@ -22,7 +22,7 @@ from .ir import Program
 from .plan import align, plan_memory, schedule_for_memory
 from .platform import STACK_ALIGN, render_platform
 from .render import render_model
-from .report import DEFAULT_STACK_BYTES, elf_summary, format_text, overflowing_regions, predicted_report, with_elf
+from .report import DEFAULT_STACK_BYTES, budget_overruns, elf_summary, format_text, predicted_report, with_elf
 from .run import run_qemu
 from .stack import worst_case_stack
 from .tflite_io import load_tflite, write_tflite
@@ -220,20 +220,17 @@ def default_vectors(program: Program, example_inputs) -> list[list[np.ndarray]]:
              for i, n in enumerate(program.inputs)]]
 
 
-def check_fit(report: dict) -> None:
-    over = overflowing_regions(report)
-    if over:
-        name, row = over[0]
-        raise BoardFitError(
-            f"the model does not fit {report['board']}: region {name} ({row['kind']}) needs "
-            f"{row['used']:,} B but has {row['size']:,} B, over by {row['used'] - row['size']:,} B "
-            f"(arena {report['arena']['bytes']:,} B, weights {report['weights_bytes']:,} B); "
-            f"choose a board with more memory or a smaller model")
+def check_fit(report: dict, max_ram: int | None = None, max_flash: int | None = None) -> None:
+    problems = budget_overruns(report, max_ram, max_flash)
+    if problems:
+        raise BoardFitError(f"the model does not fit: {problems[0]}; choose a board with more memory, "
+                            f"a larger budget or a smaller model")
 
 
 def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             board: str = "mps3-an547", out_dir: str | Path = "mcu_out",
-            test_inputs: Iterable | None = None, stack_bytes: int | None = None) -> CompiledModel:
+            test_inputs: Iterable | None = None, stack_bytes: int | None = None,
+            max_ram: int | None = None, max_flash: int | None = None) -> CompiledModel:
     """Compile a model into a firmware project for `board`.
 
     model: an nn.Module, an ExportedProgram, or the path of a .pt2 (torch.export.save)
@@ -241,7 +238,9 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     the example inputs). test_inputs: input tuples bundled into the firmware and
     checked against the host reference (default: the example inputs). stack_bytes:
     the stack reserve; by default the worst case found by static analysis of the
-    firmware's call graph at build time (8 KiB is assumed until then).
+    firmware's call graph at build time (8 KiB is assumed until then). max_ram /
+    max_flash: budgets in bytes, checked with the board's regions before anything is
+    written.
     """
     stack_policy = "auto" if stack_bytes is None else "fixed"
     stack_bytes = DEFAULT_STACK_BYTES if stack_bytes is None else stack_bytes
@@ -253,12 +252,12 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     plan = plan_memory(firmware_program, scratch)
     report = predicted_report(firmware_program, plan, board_info, stack_bytes)
     report["arena"]["execution_order"] = order
-    check_fit(report)
+    check_fit(report, max_ram, max_flash)
     project_dir = Path(out_dir)
     project_dir.mkdir(parents=True, exist_ok=True)
     program_path = project_dir / PROGRAM_FILE
     program_path.write_bytes(write_tflite(program))
-    weight_symbols = render_model(firmware_program, plan, board_info, project_dir)
+    weight_symbols = render_model(firmware_program, plan, report["arena"]["region"], project_dir)
     vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
                else default_vectors(program, example_inputs))
     _write_vectors(project_dir, program, board_info, vectors, stack_bytes, report["arena"])

@@ -49,13 +49,16 @@ def _calibration_inputs(path: Path | None):
               type=click.Path(file_okay=False), help="Directory of the generated firmware project.")
 @click.option("--calibrate", type=click.Path(exists=True, dir_okay=False),
               help="Calibration data (.npz, one array per input, first axis = sample) for a .pt2 model.")
-def compile_cmd(model, board, out_dir, calibrate):
+@click.option("--max-ram", type=int, help="RAM budget in bytes (arena + stack + data); stop if exceeded.")
+@click.option("--max-flash", type=int, help="Flash budget in bytes (weights + code); stop if exceeded.")
+def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash):
     """Compile MODEL (.tflite int8, or .pt2 from torch.export.save) into a firmware project."""
     from .api import compile as compile_model
     try:
         calibration = _calibration_inputs(Path(calibrate) if calibrate else None)
         example = _pt2_example_inputs(model, calibration)
-        compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir)
+        compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
+                                 max_ram=max_ram, max_flash=max_flash)
     except CompileError as err:
         _fail(err)
     click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")

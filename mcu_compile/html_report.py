@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter
 
-from .report import overflowing_regions
+from .report import overflowing_regions, short_name
 from .resources import resource_dir
 
 TEMPLATE = "report.html.j2"
@@ -50,17 +50,6 @@ FLASH_LABELS = {
 
 
 # ---------------------------------------------------------------- names and numbers
-
-def short_name(name: str, limit: int = 28) -> str:
-    """A readable label for a tensor: TFLite names like 'model/act_3/Relu;model/bn_3/...'
-    become 'act_3/Relu'; 'scratch:4' becomes 'scratch op 4'."""
-    if name.startswith("scratch:"):
-        return "scratch op " + name.split(":", 1)[1]
-    first = name.split(";", 1)[0]
-    parts = [p for p in first.split("/") if p]
-    text = "/".join(parts[-2:]) if len(parts) > 2 else first
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
-
 
 def compact_name(name: str, limit: int = 16) -> str:
     """A shorter label still for small rectangles: the layer of a TFLite name

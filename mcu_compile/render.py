@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 from . import codegen_ops
-from .boards import Board
 from .ir import Program
 from .plan import MemoryPlan
 
@@ -140,9 +139,10 @@ void model_invoke(void);
 """
 
 
-def render_model(program: Program, plan: MemoryPlan, board: Board, project_dir: Path) -> list[str]:
-    """Writes model.c and model.h; returns the C names of the constant arrays (weights)."""
-    source = ModelSource(program, plan, f".arena.{board.arena_region}")
+def render_model(program: Program, plan: MemoryPlan, arena_region: str, project_dir: Path) -> list[str]:
+    """Writes model.c and model.h (the arena in section .arena.<region>); returns the C
+    names of the constant arrays (weights)."""
+    source = ModelSource(program, plan, f".arena.{arena_region}")
     (project_dir / "model.c").write_text(source.model_c())
     (project_dir / "model.h").write_text(source.model_h())
     return [source.names[t.name] for t in program.weights()]

@@ -20,11 +20,23 @@ CODE_ESTIMATE_BYTES = 24 * 1024
 DEFAULT_STACK_BYTES = 8 * 1024
 
 
+def arena_region(board: Board, arena_bytes: int, stack_bytes: int) -> str:
+    """The fastest RAM region that holds the arena (with the stack, where they share a
+    region), the board's preferred arena region first among equals."""
+    def need(region) -> int:
+        return arena_bytes + (stack_bytes if region.name == board.data_region else 0)
+    rams = sorted((r for r in board.regions if r.kind == "ram"),
+                  key=lambda r: (r.speed, r.name != board.arena_region))
+    fitting = [r for r in rams if need(r) <= r.length]
+    return (fitting or [board.region(board.arena_region)])[0].name
+
+
 def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int) -> dict:
     weights = sum(t.nbytes for t in program.weights())
+    region = arena_region(board, plan.arena_bytes, stack_bytes)
     usage = {r.name: 0 for r in board.regions}
     usage[board.code_region] += weights + CODE_ESTIMATE_BYTES
-    usage[board.arena_region] += plan.arena_bytes
+    usage[region] += plan.arena_bytes
     usage[board.data_region] += stack_bytes
     return {
         "board": board.name,
@@ -36,7 +48,7 @@ def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_byt
             "outputs": [_tensor_info(program, n) for n in program.outputs],
         },
         "arena": {"bytes": plan.arena_bytes, "lower_bound": plan.lower_bound,
-                  "region": board.arena_region, "placement": plan.strategy,
+                  "region": region, "placement": plan.strategy,
                   "shared_storage": dict(plan.aliases)},
         "weights_bytes": weights,
         "stack_bytes": stack_bytes,
@@ -76,6 +88,56 @@ def _region_row(region, used: int, predicted: bool) -> dict:
 
 def overflowing_regions(report: dict) -> list[tuple[str, dict]]:
     return [(name, row) for name, row in report["regions"].items() if row["used"] > row["size"]]
+
+
+def ram_bytes(report: dict) -> int:
+    return sum(row["used"] for row in report["regions"].values() if row["kind"] == "ram")
+
+
+def flash_bytes(report: dict) -> int:
+    return sum(row["used"] for row in report["regions"].values() if row["kind"] == "flash")
+
+
+def short_name(name: str, limit: int = 28) -> str:
+    """A readable label for a tensor: TFLite names like 'model/act_3/Relu;model/bn_3/...'
+    become 'act_3/Relu'; 'scratch:4' becomes 'scratch op 4'."""
+    if name.startswith("scratch:"):
+        return "scratch op " + name.split(":", 1)[1]
+    first = name.split(";", 1)[0]
+    parts = [p for p in first.split("/") if p]
+    text = "/".join(parts[-2:]) if len(parts) > 2 else first
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def biggest_ram_users(report: dict, count: int = 3) -> list[str]:
+    """The largest buffers live at the op where the arena peaks, and the stack."""
+    plan = report["plan"]
+    peak = max(plan["ops"], key=lambda op: op["live_bytes"], default=None)
+    live = [b for b in plan["buffers"] if peak and b["first_op"] <= peak["index"] <= b["last_op"]]
+    users = [f"{short_name(b['name'])} {b['size']:,} B" for b in sorted(live, key=lambda b: -b["size"])[:count]]
+    where = f" (live at op {peak['index']}, {peak['kind']} {short_name(peak['output'])})" if peak else ""
+    return [", ".join(users) + where, f"stack reserve {report['stack_bytes']:,} B"]
+
+
+def biggest_flash_users(report: dict, count: int = 3) -> list[str]:
+    ops = sorted(report["plan"]["ops"], key=lambda op: -op["weights_bytes"])[:count]
+    return [f"weights of {op['kind']} {short_name(op['output'])} {op['weights_bytes']:,} B" for op in ops] + [
+        f"code (estimated before the build) {CODE_ESTIMATE_BYTES:,} B"]
+
+
+def budget_overruns(report: dict, max_ram: int | None, max_flash: int | None) -> list[str]:
+    """One line per budget the predicted sizes exceed: what, by how much, and why."""
+    problems = []
+    for name, row in overflowing_regions(report):
+        users = biggest_flash_users(report) if row["kind"] == "flash" else biggest_ram_users(report)
+        problems.append(f"region {name} ({row['kind']}) of {report['board']} needs {row['used']:,} B but has "
+                        f"{row['size']:,} B, over by {row['used'] - row['size']:,} B; biggest: {'; '.join(users)}")
+    for kind, limit, used, users in (("RAM", max_ram, ram_bytes(report), biggest_ram_users),
+                                     ("flash", max_flash, flash_bytes(report), biggest_flash_users)):
+        if limit is not None and used > limit:
+            problems.append(f"the {kind} budget of {limit:,} B is exceeded: needs {used:,} B, over by "
+                            f"{used - limit:,} B; biggest: {'; '.join(users(report))}")
+    return problems
 
 
 def with_elf(report: dict, board: Board, elf_summary: dict) -> dict:

@@ -74,7 +74,8 @@ def test_model_too_large_for_the_board_stops_before_building(tmp_path):
     with pytest.raises(BoardFitError) as err:
         mcu_compile.compile(model, (torch.randn(1, 2048),), board="mps3-an547", out_dir=tmp_path / "big")
     message = str(err.value)
-    assert "region itcm" in message and "over by" in message and "weights 1,050,624 B" in message
+    assert "region itcm (flash)" in message and "over by 550,912 B" in message
+    assert "weights of FULLY_CONNECTED linear 1,050,624 B" in message
     assert not (tmp_path / "big").exists()
 
 
@@ -90,3 +91,23 @@ def test_run_with_new_inputs_is_bit_exact(tmp_path):
     run = compiled.run(inputs=inputs)
     assert run.bit_exact and len(run.outputs) == 3
     assert not np.array_equal(run.outputs[0][0], run.outputs[2][0])
+
+
+def test_ram_budget_names_overshoot_and_biggest_buffers(shared_dir, tmp_path):
+    result = invoke("compile", shared_dir / "models" / "vww_96_int8.tflite", "--out", tmp_path / "vww",
+                    "--max-ram", 40000)
+    assert result.exit_code == 2
+    assert "RAM budget of 40,000 B is exceeded" in result.output and "over by" in result.output
+    assert "activation_2/Relu 36,864 B" in result.output  # the largest tensor at the peak
+    assert not (tmp_path / "vww").exists()
+
+
+def test_arena_too_big_for_dtcm_goes_to_the_next_fastest_region(tmp_path):
+    """mps3-an547's DTCM holds 512 KiB; a 600 KiB arena is placed in SRAM and still runs."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3, padding=1), torch.nn.ReLU())
+    compiled = mcu_compile.compile(model, (torch.randn(1, 3, 160, 160),), out_dir=tmp_path / "big")
+    assert compiled.report["arena"]["bytes"] > 512 * 1024
+    assert compiled.report["arena"]["region"] == "sram"
+    run = compiled.run()
+    assert run.bit_exact
+    assert compiled.report["regions"]["sram"]["used"] == compiled.report["arena"]["bytes"]
