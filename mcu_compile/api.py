@@ -25,6 +25,7 @@ from .render import render_model
 from .report import DEFAULT_STACK_BYTES, budget_overruns, elf_summary, format_text, predicted_report, with_elf
 from .run import run_qemu
 from .stack import worst_case_stack
+from .offline_plan import with_offline_plan
 from .tflite_io import load_tflite, write_tflite
 
 MANIFEST = "mcu_compile.json"
@@ -192,6 +193,15 @@ def _write_vectors(project_dir: Path, program: Program, board: Board, vectors, s
     _save_vectors(project_dir / EXPECTED_FILE, expected)
 
 
+def plan_for_file(program: Program, firmware_program: Program, firmware_plan):
+    """The memory plan written into the .tflite for TFLite Micro: the firmware's own
+    plan when the firmware runs the file's ops in the file's order, otherwise the same
+    planner's plan of the file as written (fusions change the set of tensors)."""
+    if [id(op) for op in firmware_program.ops] == [id(op) for op in program.ops]:
+        return firmware_plan
+    return plan_memory(program, [codegen_ops.scratch_bytes(program, op) for op in program.ops])
+
+
 def _render_platform(project_dir: Path, board: Board, vectors, stack_bytes: int, arena: dict) -> None:
     render_platform(board, project_dir, vectors, stack_bytes=stack_bytes,
                     arena_sections={arena["region"]: arena["bytes"]})
@@ -256,7 +266,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     project_dir = Path(out_dir)
     project_dir.mkdir(parents=True, exist_ok=True)
     program_path = project_dir / PROGRAM_FILE
-    program_path.write_bytes(write_tflite(program))
+    program_path.write_bytes(write_tflite(with_offline_plan(program, plan_for_file(program, firmware_program, plan))))
     weight_symbols = render_model(firmware_program, plan, report["arena"]["region"], project_dir)
     vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
                else default_vectors(program, example_inputs))

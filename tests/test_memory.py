@@ -10,6 +10,7 @@ import pytest
 import mcu_compile
 from mcu_compile.elf import symbols
 from mcu_compile.oracle import tflm_arena, tflm_outputs
+from mcu_compile.tflite_io import load_tflite
 
 MLPERF = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]
 
@@ -29,6 +30,12 @@ def test_mlperf_model_arena_targets_and_bit_exact_run(name, shared_dir, tmp_path
     assert [o.tobytes() for o in tflm_outputs(path, run.inputs[0])] == [o.tobytes() for o in run.outputs[0]]
     (arena_symbol,) = [s for s in symbols(run.elf) if s.name == "arena"]
     assert arena_symbol.size == arena["bytes"]  # prediction == ELF
+    # the .tflite carries our plan as TFLM's OfflineMemoryAllocation: TFLM runs with it,
+    # gets the same bytes, and needs no more activation memory than with its own planner
+    assert "OfflineMemoryAllocation" in load_tflite(compiled.program_path).metadata
+    assert [o.tobytes() for o in tflm_outputs(compiled.program_path, run.inputs[0])] == \
+        [o.tobytes() for o in run.outputs[0]]
+    assert tflm_arena(compiled.program_path)["head"] <= tflm_arena(path)["head"]
 
 
 def test_resnet_residual_adds_are_fused_and_written_in_place(shared_dir, tmp_path):
