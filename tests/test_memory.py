@@ -15,11 +15,12 @@ from mcu_compile.tflite_io import load_tflite
 MLPERF = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]
 
 
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
 @pytest.mark.parametrize("name", MLPERF)
-def test_mlperf_model_arena_targets_and_bit_exact_run(name, shared_dir, tmp_path):
+def test_mlperf_model_arena_targets_and_bit_exact_run(name, board, shared_dir, tmp_path):
     path = shared_dir / "models" / f"{name}.tflite"
     start = time.monotonic()
-    compiled = mcu_compile.compile(path, board="mps3-an547", out_dir=tmp_path / name)
+    compiled = mcu_compile.compile(path, board=board, out_dir=tmp_path / name)
     assert time.monotonic() - start < 10.0  # compile time target, with a wide margin
     arena = compiled.report["arena"]
     assert arena["bytes"] <= 1.01 * arena["lower_bound"]
