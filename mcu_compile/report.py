@@ -192,12 +192,15 @@ def format_text(report: dict) -> str:
              f"  model: {report['model']['ops']} ops "
              f"({', '.join(f'{k} x{v}' for k, v in sorted(report['model']['op_counts'].items()))})",
              f"  arena: {arena['bytes']:,} B in {arena['region']} "
-             f"(lower bound {arena['lower_bound']:,} B)",
+             f"(lower bound {arena['lower_bound']:,} B; {len(arena['shared_storage'])} tensors reuse "
+             f"another's bytes)",
              f"  weights: {report['weights_bytes']:,} B   stack reserve: {report['stack_bytes']:,} B"]
     elf = report.get("elf")
     if elf:
         parts = " + ".join(f"{name.replace('_', ' ')} {size:,}" for name, size in elf["flash"].items() if size)
         lines.append(f"  flash {elf['flash_bytes']:,} B = {parts}")
+        lines.append("  largest symbols: " + ", ".join(
+            f"{short_name(sym['name'])} {sym['bytes']:,}" for sym in elf["largest_symbols"][:5]))
     source = "from the ELF" if elf else "predicted; code estimated"
     lines.append(f"  {'region':<8}{'kind':<7}{'used':>12}{'size':>12}{'use':>8}{'headroom':>12}   ({source})")
     for name, row in report["regions"].items():
