@@ -26,6 +26,7 @@ class Region:
     length: int
     kind: str      # "flash": holds code/rodata; "ram": writable at run time
     speed: int     # 0 is the fastest
+    npu: bool = False  # the board's NPU can read/write it
 
     @property
     def end(self) -> int:
@@ -63,6 +64,8 @@ class Board:
     timer: Timer
     simulator: dict     # {"name": "qemu", "machine": ...}
     path: Path
+    npu: dict | None = None  # [npu]: variant, macs, base, irq, Vela configuration, regions
+    fvp: dict | None = None  # [fvp]: executable and parameters of Arm's FVP
 
     def region(self, name: str) -> Region:
         for r in self.regions:
@@ -96,7 +99,8 @@ def load_board(name: str) -> Board:
 
 def _parse(data: dict, path: Path) -> Board:
     mem = data["memory"]
-    regions = tuple(Region(r["name"], int(r["origin"]), int(r["length"]), r["kind"], int(r["speed"]))
+    regions = tuple(Region(r["name"], int(r["origin"]), int(r["length"]), r["kind"], int(r["speed"]),
+                           bool(r.get("npu", False)))
                     for r in mem["regions"])
     cpu = data["cpu"]
     board = Board(
@@ -112,6 +116,8 @@ def _parse(data: dict, path: Path) -> Board:
                     float(data["timer"]["ns_per_tick"])),
         simulator=dict(data.get("simulator", {})),
         path=path,
+        npu=dict(data["npu"]) if "npu" in data else None,
+        fvp=dict(data["fvp"]) if "fvp" in data else None,
     )
     _check(board)
     return board
