@@ -17,6 +17,7 @@ from .boards import Board, load_board
 from .build import build as build_project
 from .elf import heap_symbols
 from .errors import BoardFitError, CompileError, InputError
+from .delegate import cpu_placement, delegate, npu_summary
 from .fuse import fold_pads_into_convolutions, fuse_residual_adds
 from .ir import Program
 from .plan import align, plan_memory, schedule_for_memory
@@ -240,7 +241,7 @@ def check_fit(report: dict, max_ram: int | None = None, max_flash: int | None = 
 def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             board: str = "mps3-an547", out_dir: str | Path = "mcu_out",
             test_inputs: Iterable | None = None, stack_bytes: int | None = None,
-            max_ram: int | None = None, max_flash: int | None = None) -> CompiledModel:
+            max_ram: int | None = None, max_flash: int | None = None, npu: bool = True) -> CompiledModel:
     """Compile a model into a firmware project for `board`.
 
     model: an nn.Module, an ExportedProgram, or the path of a .pt2 (torch.export.save)
@@ -250,24 +251,34 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     the stack reserve; by default the worst case found by static analysis of the
     firmware's call graph at build time (8 KiB is assumed until then). max_ram /
     max_flash: budgets in bytes, checked with the board's regions before anything is
-    written.
+    written. npu: on a board with an Ethos-U, delegate what it supports (False keeps
+    every op on the CPU, for comparison).
     """
     stack_policy = "auto" if stack_bytes is None else "fixed"
     stack_bytes = DEFAULT_STACK_BYTES if stack_bytes is None else stack_bytes
     board_info = load_board(board)
     program = build_program(model, example_inputs, calibration)
-    firmware_program = fuse_residual_adds(fold_pads_into_convolutions(program))
+    delegation = delegate(program, board_info) if npu and board_info.npu else None
+    edge_program = delegation.program if delegation else program
+    firmware_program = fuse_residual_adds(fold_pads_into_convolutions(edge_program))
     scratch = [codegen_ops.scratch_bytes(firmware_program, op) for op in firmware_program.ops]
     firmware_program, scratch, order = schedule_for_memory(firmware_program, scratch)
     plan = plan_memory(firmware_program, scratch)
-    report = predicted_report(firmware_program, plan, board_info, stack_bytes)
+    uses_npu = any(op.kind == "ETHOS_U" for op in firmware_program.ops)
+    report = predicted_report(firmware_program, plan, board_info, stack_bytes, npu_reachable=uses_npu)
     report["arena"]["execution_order"] = order
+    report["ops"] = (delegation.placement if delegation else
+                     [cpu_placement(op, "compiled with npu=False" if board_info.npu else
+                                    f"{board_info.name} has no NPU") for op in program.ops])
+    if delegation:
+        report["npu"] = npu_summary(delegation, board_info, firmware_program, plan)
     check_fit(report, max_ram, max_flash)
     project_dir = Path(out_dir)
     project_dir.mkdir(parents=True, exist_ok=True)
     program_path = project_dir / PROGRAM_FILE
-    program_path.write_bytes(write_tflite(with_offline_plan(program, plan_for_file(program, firmware_program, plan))))
-    weight_symbols = render_model(firmware_program, plan, report["arena"]["region"], project_dir)
+    program_path.write_bytes(write_tflite(with_offline_plan(
+        edge_program, plan_for_file(edge_program, firmware_program, plan))))
+    weight_symbols = render_model(firmware_program, plan, report["arena"]["region"], project_dir, board_info.npu)
     vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
                else default_vectors(program, example_inputs))
     _write_vectors(project_dir, program, board_info, vectors, stack_bytes, report["arena"])

@@ -452,6 +452,50 @@ def _pad(site: _Site) -> CodeFragment:
     return CodeFragment([], [_block(site, f"paddings {paddings.tolist()}, value {pad_value}", body)])
 
 
+# ---------------------------------------------------------------- NPU partitions
+
+NPU_DEVICE = "npu_device"  # the mcu_npu_device model.c defines from the board's [npu]
+
+
+def _ethos_u(site: _Site) -> CodeFragment:
+    """An Ethos-U partition (delegate.py): the COP2 command stream as a const array in the
+    NPU's constant region, and one job whose region bases are the planned buffers
+    themselves: 0 read-only data, 1 scratch, 2 fast scratch, 3 input, 4 output."""
+    op = site.op
+    payload = op.options["cop2_payload"]
+    name = f"{site.uid}_command_stream"
+    rows = [", ".join(f"0x{b:02x}" for b in payload[i:i + 16]) for i in range(0, len(payload), 16)]
+    body = ",\n    ".join(rows)
+    declaration = (f"/* NPU partition {op.options['partition']}: Vela's COP2 command stream, {len(payload)} B */\n"
+                   f"static const uint8_t {name}[{len(payload)}] "
+                   f"__attribute__((section(\"{op.options['const_section']}\"), aligned(16))) = {{\n    {body}\n}};")
+    _, read_only, scratch, fast, ifm = op.inputs[:5]
+    regions = (read_only, scratch, fast, ifm, op.outputs[0])
+    bases = ", ".join(f"(uintptr_t){site.ref(n)}" for n in regions)
+    sizes = ", ".join(f"{site.program.tensor(n).nbytes}u" for n in regions)
+    lines = [
+        f"const uintptr_t base[5] = {{{bases}}};",
+        f"const uint32_t bytes[5] = {{{sizes}}};",
+        "/* The NPU reads and writes memory the CPU may hold in its D-cache: the span over",
+        "   scratch, input and output (regions 1-4) is cleaned before the job and invalidated after. */",
+        "uintptr_t lo = base[1], hi = base[1] + bytes[1];",
+        "for (int r = 2; r < 5; r++)",
+        "{",
+        "    lo = base[r] < lo ? base[r] : lo;",
+        "    hi = base[r] + bytes[r] > hi ? base[r] + bytes[r] : hi;",
+        "}",
+        "const mcu_npu_job job = {",
+        f"    .payload = {name}, .payload_bytes = {len(payload)},",
+        "    .region_base = {base[0], base[1], base[2], base[3], base[4]},",
+        "    .clean_start = (const void *)lo, .clean_bytes = (uint32_t)(hi - lo),",
+        "    .invalidate_start = (void *)lo, .invalidate_bytes = (uint32_t)(hi - lo)};",
+        f"mcu_npu_check(mcu_npu_run(&{NPU_DEVICE}, &job));",
+    ]
+    summary = (f"{len(payload)} B command stream, {site.program.tensor(read_only).nbytes} B read-only, "
+               f"{site.program.tensor(scratch).nbytes} B scratch, Vela estimate {op.options['npu_cycles']} NPU cycles")
+    return CodeFragment([declaration], [_block(site, summary, lines)])
+
+
 _EMITTERS: dict[str, Callable[[_Site], CodeFragment]] = {
     "CONV_2D": _conv_2d,
     "DEPTHWISE_CONV_2D": _depthwise_conv_2d,
@@ -467,6 +511,7 @@ _EMITTERS: dict[str, Callable[[_Site], CodeFragment]] = {
     "PAD": _pad,
     "RELU": _relu,
     "RELU6": _relu6,
+    "ETHOS_U": _ethos_u,
 }
 
 SUPPORTED_OPS: frozenset[str] = frozenset(_EMITTERS)
@@ -488,9 +533,6 @@ def emit_op(program: Program, op: Op, ref: Ref, scratch: str | None, uid: str) -
     if emitter is None:
         raise UnsupportedOpError(f"{op.source or op.kind}: no C kernel for {op.kind}; "
                                  f"supported: {', '.join(sorted(SUPPORTED_OPS))}")
-    if op.target != "cpu":
-        raise UnsupportedOpError(f"{op.source or op.kind}: op is delegated to {op.target!r}; "
-                                 "only CPU ops have C kernels")
     if scratch is None and scratch_bytes(program, op):
         raise ValueError(f"{op.kind} needs {scratch_bytes(program, op)} B of scratch but none was planned")
     return emitter(_Site(program, op, ref, scratch, uid))

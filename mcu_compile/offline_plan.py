@@ -74,7 +74,7 @@ def offline_offsets(program: Program, plan: MemoryPlan,
         if tensor is None or tensor.is_const or tensor.nbytes == 0 or root not in plan.offsets:
             offsets.append(ONLINE)
             continue
-        offset = plan.offsets[root]
+        offset = plan.offset(name)
         if not 0 <= offset <= _INT32_MAX - tensor.nbytes:
             raise ValueError(f"tensor {name!r}: offset {offset} does not fit TFLM's int32 plan")
         offsets.append(int(offset))

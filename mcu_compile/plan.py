@@ -42,12 +42,13 @@ class MemoryPlan:
     offsets: dict[str, int]  # tensor name (and "scratch:<op index>") -> arena offset
     sizes: dict[str, int]
     aliases: dict[str, str] = field(default_factory=dict)  # tensor -> tensor it shares bytes with
+    alias_offsets: dict[str, int] = field(default_factory=dict)  # where inside that tensor
     scratch: dict[int, str] = field(default_factory=dict)  # op index -> scratch buffer name
     buffers: list[Buffer] = field(default_factory=list)  # lifetimes, for reports
     strategy: str = ""  # the placement that won
 
     def offset(self, tensor: str) -> int:
-        return self.offsets[self.aliases.get(tensor, tensor)]
+        return self.offsets[self.aliases.get(tensor, tensor)] + self.alias_offsets.get(tensor, 0)
 
 
 def last_uses(program: Program) -> dict[str, int]:
@@ -60,32 +61,60 @@ def last_uses(program: Program) -> dict[str, int]:
     return last
 
 
-def alias_roots(program: Program) -> dict[str, str]:
-    """Tensors that reuse another tensor's bytes -> that tensor (the root of the group)."""
-    roots: dict[str, str] = {}
-    members: dict[str, list[str]] = {}
+class StorageGroups:
+    """Tensors that live in another tensor's bytes: each tensor -> (root, byte offset in it)."""
+
+    def __init__(self):
+        self.roots: dict[str, str] = {}
+        self.offsets: dict[str, int] = {}
+        self.members: dict[str, list[str]] = {}
+
+    def root(self, name: str) -> str:
+        return self.roots.get(name, name)
+
+    def group(self, name: str) -> list[str]:
+        root = self.root(name)
+        return self.members.get(root, [root])
+
+    def join(self, tensor: str, source: str, offset: int = 0) -> None:
+        """Place `tensor` (and everything sharing its bytes) at `offset` within `source`."""
+        target = self.root(source)
+        shift = self.offsets.get(source, 0) + offset - self.offsets.get(tensor, 0)
+        moved = self.group(tensor)
+        self.members.pop(self.root(tensor), None)
+        for m in moved:
+            self.roots[m] = target
+            self.offsets[m] = self.offsets.get(m, 0) + shift
+        self.members.setdefault(target, [target]).extend(moved)
+
+
+def storage_groups(program: Program) -> StorageGroups:
+    groups = StorageGroups()
     last = last_uses(program)
-
-    def join(tensor: str, source: str) -> None:
-        root = roots.get(source, source)
-        roots[tensor] = root
-        members.setdefault(root, [root]).append(tensor)
-
     for index, op in enumerate(program.ops):
         if op.kind == "RESHAPE" and not program.tensor(op.inputs[0]).is_const:
-            join(op.outputs[0], op.inputs[0])
+            groups.join(op.outputs[0], op.inputs[0])
         elif op.kind in IN_PLACE_OPS or "residual_add" in op.options:
             # a fused residual ADD may write over its residual only (the convolution
             # reads its input at other indices than it writes)
             candidates = op.inputs[3:4] if "residual_add" in op.options else op.inputs
-            victim = _overwritable_input(program, op, candidates, index, last, roots, members)
+            victim = _overwritable_input(program, op, candidates, index, last, groups)
             if victim is not None:
-                join(op.outputs[0], victim)
-    return roots
+                groups.join(op.outputs[0], victim)
+        elif op.kind == "ETHOS_U":
+            # an NPU partition whose feature maps Vela placed inside its scratch (region 1)
+            for name, offset in op.options.get("io_offsets", {}).items():
+                groups.join(name, op.inputs[2], offset)
+    return groups
+
+
+def alias_roots(program: Program) -> dict[str, str]:
+    """Tensors that reuse another tensor's bytes -> that tensor (the root of the group)."""
+    return dict(storage_groups(program).roots)
 
 
 def _overwritable_input(program: Program, op: Op, candidates: list[str], index: int, last: dict[str, int],
-                        roots: dict[str, str], members: dict[str, list[str]]) -> str | None:
+                        groups: StorageGroups) -> str | None:
     """A candidate input of the same shape and type as the output whose bytes nobody
     reads later, and that no other input of the op shares."""
     out = program.tensor(op.outputs[0])
@@ -93,10 +122,10 @@ def _overwritable_input(program: Program, op: Op, candidates: list[str], index: 
         t = program.tensor(name) if name else None
         if t is None or t.is_const or t.shape != out.shape or t.dtype != out.dtype:
             continue
-        root = roots.get(name, name)
-        group = members.get(root, [name])
+        root = groups.root(name)
         others = [n for n in op.inputs if n and n != name and not program.tensor(n).is_const]
-        if all(last.get(m, -1) <= index for m in group) and all(roots.get(n, n) != root for n in others):
+        if all(last.get(m, -1) <= index for m in groups.group(name)) and \
+                all(groups.root(n) != root for n in others):
             return name
     return None
 
@@ -105,8 +134,10 @@ def buffers(program: Program, scratch_sizes: list[int], roots: dict[str, str]) -
     """Lifetimes in op indices; graph inputs live from the start, outputs to the end."""
     first: dict[str, int] = {name: -1 for name in program.inputs}
     for index, op in enumerate(program.ops):
-        for name in op.outputs:
-            first.setdefault(name, index)
+        # an input no op produces is the op's own workspace (an NPU partition's scratch)
+        for name in op.inputs + op.outputs:
+            if name and not program.tensor(name).is_const:
+                first.setdefault(name, index)
     last = last_uses(program)
     spans: dict[str, list[int]] = {}
     for name in first:
@@ -168,7 +199,8 @@ def arena_size(bufs: list[Buffer], offsets: dict[str, int]) -> int:
 
 
 def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
-    roots = alias_roots(program)
+    groups = storage_groups(program)
+    roots = groups.roots
     bufs = buffers(program, scratch_sizes, roots)
     candidates = []
     for order in ORDERS:
@@ -179,7 +211,8 @@ def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
     arena, _, strategy, offsets = min(candidates)
     return MemoryPlan(
         arena_bytes=arena, lower_bound=lower_bound(bufs, len(program.ops)), offsets=offsets,
-        sizes={b.name: b.size for b in bufs}, aliases=roots,
+        sizes={b.name: b.size for b in bufs}, aliases=dict(roots),
+        alias_offsets={t: o for t, o in groups.offsets.items() if o},
         scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size}, buffers=bufs,
         strategy=strategy)
 

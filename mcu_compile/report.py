@@ -20,24 +20,30 @@ CODE_ESTIMATE_BYTES = 24 * 1024
 DEFAULT_STACK_BYTES = 8 * 1024
 
 
-def arena_region(board: Board, arena_bytes: int, stack_bytes: int) -> str:
+def arena_region(board: Board, arena_bytes: int, stack_bytes: int, npu_reachable: bool = False) -> str:
     """The fastest RAM region that holds the arena (with the stack, where they share a
-    region), the board's preferred arena region first among equals."""
+    region), the board's preferred arena region first among equals; only regions the
+    NPU reaches when the NPU reads or writes the arena."""
     def need(region) -> int:
         return arena_bytes + (stack_bytes if region.name == board.data_region else 0)
-    rams = sorted((r for r in board.regions if r.kind == "ram"),
+    rams = sorted((r for r in board.regions if r.kind == "ram" and (r.npu or not npu_reachable)),
                   key=lambda r: (r.speed, r.name != board.arena_region))
     fitting = [r for r in rams if need(r) <= r.length]
     return (fitting or [board.region(board.arena_region)])[0].name
 
 
-def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int) -> dict:
+def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int,
+                     npu_reachable: bool = False) -> dict:
     weights = sum(t.nbytes for t in program.weights())
-    region = arena_region(board, plan.arena_bytes, stack_bytes)
+    npu_const = sum(t.nbytes for op in program.ops if op.kind == "ETHOS_U" for t in [program.tensor(op.inputs[1])]) + \
+        sum(len(op.options["cop2_payload"]) for op in program.ops if op.kind == "ETHOS_U")
+    region = arena_region(board, plan.arena_bytes, stack_bytes, npu_reachable)
     usage = {r.name: 0 for r in board.regions}
     usage[board.code_region] += weights + CODE_ESTIMATE_BYTES
     usage[region] += plan.arena_bytes
     usage[board.data_region] += stack_bytes
+    if npu_const:
+        usage[board.npu["const_region"]] += npu_const
     return {
         "board": board.name,
         "cpu": board.cpu.core,

@@ -55,7 +55,11 @@ OP_OPTIONS: dict[str, tuple[str | None, dict]] = {
     "MEAN": ("ReducerOptions", {"keep_dims": False}),
     "QUANTIZE": ("QuantizeOptions", {}),
     "DEQUANTIZE": ("DequantizeOptions", {}),
+    # An Ethos-U partition: TFLite's CUSTOM "ethos-u" operator (inputs: command stream,
+    # read-only data, scratch, fast scratch, feature maps), as TFLite Micro's kernel takes it.
+    "ETHOS_U": (None, {}),
 }
+CUSTOM_CODES = {"ETHOS_U": "ethos-u"}
 
 
 def _camel(key: str) -> str:
@@ -153,7 +157,7 @@ class _Writer:
         self.buffers = [_buffer(None)]  # buffer 0: the empty buffer of every activation
         self.tensors: list[fb.TensorT] = []
         self.index: dict[str, int] = {}
-        self.opcodes: list[int] = []
+        self.opcodes: list[tuple[int, str | None]] = []  # (builtin code, custom code)
 
     def add_buffer(self, data: bytes) -> int:
         self.buffers.append(_buffer(data))
@@ -173,10 +177,11 @@ class _Writer:
         return self.index[t.name]
 
     def operator(self, program: Program, op: Op) -> fb.OperatorT:
-        code = getattr(fb.BuiltinOperator, op.kind, None)
+        code = fb.BuiltinOperator.CUSTOM if op.kind in CUSTOM_CODES else getattr(fb.BuiltinOperator, op.kind, None)
         if code is None or op.kind not in OP_OPTIONS:
             raise UnsupportedOpError(f"{op.kind}: not a TFLite builtin mcu-compile can write; "
                                      f"supported: {', '.join(OP_OPTIONS)}")
+        code = (code, CUSTOM_CODES.get(op.kind))
         if code not in self.opcodes:
             self.opcodes.append(code)
         inputs = [self.index[n] if n else -1 for n in op.inputs]
@@ -202,9 +207,12 @@ class _Writer:
                                       np.zeros(channels, dtype=np.int32)))
 
 
-def _opcode(code: int) -> fb.OperatorCodeT:
+def _opcode(key: tuple[int, str | None]) -> fb.OperatorCodeT:
+    code, custom_code = key
     oc = fb.OperatorCodeT()
     oc.builtinCode = code
+    if custom_code is not None:
+        oc.customCode = custom_code.encode()
     # Readers older than schema 3a only look at the 8-bit deprecated field.
     oc.deprecatedBuiltinCode = min(code, fb.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
     oc.version = 1
@@ -306,7 +314,8 @@ class _Reader:
         code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
         kind = _OP_NAMES.get(code, f"builtin code {code}")
         if code == fb.BuiltinOperator.CUSTOM:
-            kind = f"CUSTOM op {_text(oc.customCode)!r}"
+            custom = {v: k for k, v in CUSTOM_CODES.items()}
+            kind = custom.get(_text(oc.customCode), f"CUSTOM op {_text(oc.customCode)!r}")
         if kind not in OP_OPTIONS:
             raise UnsupportedOpError(
                 f"{self.source}: operator {index} is {kind}, which mcu-compile does not support; "
@@ -322,7 +331,7 @@ class _Reader:
                   source=f"{self.source}: operator {index} ({kind}) -> {outputs[0]}")
 
     def check_int8(self, prog: Program, index: int, kind: str, first_input: str):
-        if kind in ("QUANTIZE", "DEQUANTIZE") or not first_input:
+        if kind in ("QUANTIZE", "DEQUANTIZE", "ETHOS_U") or not first_input:
             return
         dtype = prog.tensor(first_input).dtype
         if dtype != "int8":
