@@ -1,12 +1,20 @@
-"""Runs firmware in QEMU and parses its console protocol (see firmware_templates/main.c.j2)."""
+"""Runs firmware in QEMU and parses its console protocol (see firmware_templates/main.c.j2).
+
+The protocol parser and the process handling here are shared with the FVP runner (fvp.py).
+"""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import elf as elfinfo
 from .boards import Board
@@ -39,13 +47,22 @@ class FirmwareFault(RunError):
 
 @dataclass
 class RunResult:
+    """What one firmware run printed.
+
+    timing_measured tells whether ticks/instructions are a measurement: True under QEMU
+    -icount (deterministic instruction counts); False on an FVP, whose timing is no
+    measurement: there `instructions` is empty and `ticks` holds the raw timer ticks the
+    firmware printed, for information only.
+    """
     outputs: list[list[bytes]]      # per vector, per model output
-    instructions: list[int]         # per vector, one inference
+    instructions: list[int]         # per vector, one inference ([] when not measured)
     exit_code: int
     stdout: str
     ticks: list[int] = field(default_factory=list)
     timer_overhead_ticks: int = 0   # empty measurement, already subtracted
     stack_bytes: int = 0            # deepest stack use seen by the stack paint
+    simulator: str = "qemu"         # "qemu" or "fvp"
+    timing_measured: bool = True
 
 
 def load_simulator(name: str) -> dict:
@@ -71,27 +88,103 @@ def run_qemu(board: Board, elf: Path, timeout: float = 120.0) -> RunResult:
     if shutil.which(sim["executable"]) is None:
         raise ToolchainError(f"{sim['executable']} not found: {sim['install_hint']}")
     cmd = qemu_command(board, Path(elf), sim)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise _hang(elf, timeout, _text(e.stdout)) from None
-    stdout, stderr = _text(proc.stdout), _text(proc.stderr)
+    proc = run_process(cmd, timeout)
+    stdout, stderr = proc.stdout, proc.stderr
+    if proc.timed_out:
+        raise hang_error(elf, timeout, stdout, "QEMU killed")
     if proc.returncode == EXIT_FAULT and "MCU-FAULT" in stdout:
-        raise _fault(elf, stdout)
+        raise fault_error(elf, stdout)
     if "Lockup" in stderr:
         raise FirmwareFault(f"firmware {elf} locked up (a fault while handling a fault, usually a "
-                            f"stack overflow) after output {_last_line(stdout)!r}: "
-                            f"{_last_line(stderr.split('R00=')[0])}; give it a larger stack")
+                            f"stack overflow) after output {last_line(stdout)!r}: "
+                            f"{last_line(stderr.split('R00=')[0])}; give it a larger stack")
     if proc.returncode != EXIT_OK or "MCU-DONE" not in stdout:
         raise RunError(f"firmware {elf} exited with code {proc.returncode}: "
-                       f"{_last_line(stdout + stderr)}")
+                       f"{last_line(stdout + stderr)}")
     ns_per_insn = 2 ** sim["icount_shift"]
     result = parse_output(stdout, proc.returncode, board.timer.ns_per_tick / ns_per_insn)
-    _check_stack(elf, result.stack_bytes)
+    check_stack(elf, result.stack_bytes)
     return result
 
 
-def _check_stack(elf: Path, used: int) -> None:
+@dataclass
+class ProcessOutput:
+    returncode: int | None   # None when killed on timeout
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    stopped: bool = False    # killed by us after `finished` matched and the linger ran out
+
+
+def run_process(cmd: list[str], timeout: float, finished: Callable[[str], bool] | None = None,
+                linger: float = 2.0) -> ProcessOutput:
+    """Runs cmd with its output captured, in its own process group.
+
+    On timeout the whole group is killed (a wrapper script cannot leave its children
+    running) and the output so far is returned with timed_out set. With `finished`, a
+    stdout line for which it returns True gives the process `linger` seconds to exit by
+    itself before it is killed (stopped set): for simulators that may not stop on the
+    firmware's exit.
+    """
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as e:
+        raise ToolchainError(f"cannot start {cmd[0]}: {e.strerror or e}; check that it is an "
+                             f"executable for this machine") from e
+    out: list[bytes] = []
+    err: list[bytes] = []
+    seen = threading.Event()
+
+    def pump(stream, sink: list[bytes], watch: bool) -> None:
+        for line in iter(stream.readline, b""):
+            sink.append(line)
+            if watch and finished is not None and finished(_text(line)):
+                seen.set()
+        stream.close()
+
+    pumps = [threading.Thread(target=pump, args=(proc.stdout, out, True), daemon=True),
+             threading.Thread(target=pump, args=(proc.stderr, err, False), daemon=True)]
+    for t in pumps:
+        t.start()
+    timed_out = stopped = False
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            if finished is None:
+                try:
+                    proc.wait(timeout=remaining)
+                except subprocess.TimeoutExpired:
+                    pass
+            elif seen.wait(min(remaining, 0.1)):
+                try:
+                    proc.wait(timeout=max(0.0, min(linger, deadline - time.monotonic())))
+                except subprocess.TimeoutExpired:
+                    stopped = True
+                    break
+    finally:
+        _kill_group(proc)
+        for t in pumps:
+            t.join(timeout=5)
+    return ProcessOutput(None if timed_out else proc.returncode,
+                         _text(b"".join(out)), _text(b"".join(err)), timed_out, stopped)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kills the process group started for proc if proc still runs, then reaps proc."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)   # its own session: the group is proc's
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+    proc.wait()
+
+
+def check_stack(elf: Path, used: int) -> None:
     """The stack paint was used up completely: the stack overflowed into what lies below."""
     size = elfinfo.stack_size(Path(elf))
     if size and used >= size:
@@ -99,35 +192,59 @@ def _check_stack(elf: Path, used: int) -> None:
                             f"was overwritten); give it a larger stack")
 
 
-def parse_output(stdout: str, exit_code: int, insn_per_tick: float) -> RunResult:
+# A protocol item: its tag may follow other text on the same line (an FVP's UART output
+# without a newline, or a simulator message, can precede the firmware's semihosting line).
+_ITEM = re.compile(r"MCU-(OUT|TICKS|TIMER|STACK|DONE|ERROR|FAULT)\b(.*)")
+
+
+def protocol_lines(stdout: str) -> list[tuple[str, str]]:
+    """(tag, rest of line) of each protocol item in stdout, in order; other lines are ignored."""
+    items = []
+    for line in stdout.splitlines():
+        m = _ITEM.search(line)
+        if m:
+            items.append(("MCU-" + m[1], m[2].strip()))
+    return items
+
+
+def parse_output(stdout: str, exit_code: int, insn_per_tick: float | None) -> RunResult:
+    """The protocol items in stdout as a RunResult. insn_per_tick None: the run's timing
+    is not a measurement (instructions left empty, timing_measured False)."""
     outputs: dict[int, dict[int, bytes]] = {}
     ticks: dict[int, int] = {}
     result = RunResult([], [], exit_code, stdout)
-    for line in stdout.splitlines():
-        tag, *args = line.split() or [""]
-        if tag == "MCU-OUT":
-            outputs.setdefault(int(args[0]), {})[int(args[1])] = bytes.fromhex(args[2] if len(args) > 2 else "")
-        elif tag == "MCU-TICKS":
-            ticks[int(args[0])] = int(args[1])
-        elif tag == "MCU-TIMER":
-            result.timer_overhead_ticks = int(args[0])
-        elif tag == "MCU-STACK":
-            result.stack_bytes = int(args[0])
+    for tag, rest in protocol_lines(stdout):
+        args = rest.split()
+        try:
+            if tag == "MCU-OUT":
+                outputs.setdefault(int(args[0]), {})[int(args[1])] = bytes.fromhex(args[2] if len(args) > 2 else "")
+            elif tag == "MCU-TICKS":
+                ticks[int(args[0])] = int(args[1])
+            elif tag == "MCU-TIMER":
+                result.timer_overhead_ticks = int(args[0])
+            elif tag == "MCU-STACK":
+                result.stack_bytes = int(args[0])
+        except (IndexError, ValueError):
+            raise RunError(f"garbled firmware output line {tag} {rest[:200]!r}: the console "
+                           f"output was cut or mixed with other output") from None
     result.outputs = [[outs[o] for o in sorted(outs)] for _, outs in sorted(outputs.items())]
     result.ticks = [ticks[v] for v in sorted(ticks)]
-    result.instructions = [round(t * insn_per_tick) for t in result.ticks]
+    if insn_per_tick is None:
+        result.timing_measured = False
+    else:
+        result.instructions = [round(t * insn_per_tick) for t in result.ticks]
     return result
 
 
-def _hang(elf: Path, timeout: float, stdout: str) -> FirmwareTimeout:
+def hang_error(elf: Path, timeout: float, stdout: str, action: str = "QEMU killed") -> FirmwareTimeout:
     return FirmwareTimeout(
-        f"firmware {elf} hung: no exit within {timeout:g} s (QEMU killed); last "
-        f"output: {_last_line(stdout)!r}. Look at the kernel loop of the layer after that output, "
+        f"firmware {elf} hung: no exit within {timeout:g} s ({action}); last "
+        f"output: {last_line(stdout)!r}. Look at the kernel loop of the layer after that output, "
         f"or a stack overflow / lock-up (stack use: the .su files, app.map)")
 
 
-def _fault(elf: Path, stdout: str) -> FirmwareFault:
-    line = next(l for l in stdout.splitlines() if l.startswith("MCU-FAULT"))
+def fault_error(elf: Path, stdout: str) -> FirmwareFault:
+    line = next("MCU-FAULT " + rest for tag, rest in protocol_lines(stdout) if tag == "MCU-FAULT")
     pc = re.search(r"pc=(0x[0-9a-f]+)", line)
     where = ""
     if pc:
@@ -145,6 +262,6 @@ def _text(data: bytes | str | None) -> str:
     return data or ""
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [l for l in text.splitlines() if l.strip()]
     return lines[-1].strip()[:200] if lines else "(none)"
