@@ -24,6 +24,7 @@ from .plan import align, plan_memory, schedule_for_memory
 from .platform import STACK_ALIGN, render_platform
 from .render import render_model
 from .report import DEFAULT_STACK_BYTES, budget_overruns, elf_summary, format_text, predicted_report, with_elf
+from .fvp import simulate
 from .run import run_qemu
 from .stack import worst_case_stack
 from .offline_plan import with_offline_plan
@@ -88,7 +89,7 @@ class ModelRun:
     expected: list[list[np.ndarray]]  # the host reference's outputs
     instructions: list[int]  # per test vector, instructions of one inference
     elf: Path
-    npu_sim: str = "none"
+    npu_sim: str = "none"  # who ran the NPU jobs: "fvp", "model", "hardware", or "none"
 
     @property
     def bit_exact(self) -> bool:
@@ -109,6 +110,10 @@ class CompiledModel:
         if self._program is None:
             self._program = load_tflite(self.program_path)
         return self._program
+
+    @property
+    def uses_npu(self) -> bool:
+        return self.report.get("npu", {}).get("ops_on_npu", 0) > 0
 
     def vectors(self) -> list[list[np.ndarray]]:
         return _load_vectors(self.project_dir / VECTORS_FILE)
@@ -139,23 +144,28 @@ class CompiledModel:
             elf = build_project(self.project_dir)
         return elf
 
-    def run(self, inputs=None, timeout: float = 120.0) -> ModelRun:
+    def run(self, inputs=None, timeout: float = 120.0, npu_sim: str | None = None) -> ModelRun:
         """Build, run on the board's simulator and compare with the host reference.
 
         inputs: None (the bundled test vectors) or a list of input tuples (float in
-        PyTorch layout, or int8 in the Edge program's layout).
+        PyTorch layout, or int8 in the Edge program's layout). Firmware with NPU jobs
+        runs on the board's FVP (npu_sim="fvp"); CPU-only firmware on QEMU.
         """
         if inputs is not None:
             vectors = [to_program_inputs(self.program, v) for v in inputs]
             _write_vectors(self.project_dir, self.program, self.board, vectors,
                            self.report["stack_bytes"], self.report["arena"])
         elf = self.build()
-        result = run_qemu(self.board, elf, timeout=timeout)
+        if self.uses_npu or npu_sim is not None:
+            result = simulate(self.board, elf, timeout=timeout, npu_sim=npu_sim)
+        else:
+            result = run_qemu(self.board, elf, timeout=timeout)
         vectors, expected = self.vectors(), self.expected()
         outputs = [[np.frombuffer(raw, dtype=np.int8).reshape(self.program.tensor(name).shape)
                     for raw, name in zip(per_vector, self.program.outputs)]
                    for per_vector in result.outputs]
-        run = ModelRun(vectors, outputs, expected, list(result.instructions), elf)
+        run = ModelRun(vectors, outputs, expected, list(result.instructions), elf,
+                       npu_sim=result.simulator if self.uses_npu else "none")
         self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions,
                               "stack_measured_bytes": result.stack_bytes}
         self._save_report()

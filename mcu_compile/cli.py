@@ -51,14 +51,15 @@ def _calibration_inputs(path: Path | None):
               help="Calibration data (.npz, one array per input, first axis = sample) for a .pt2 model.")
 @click.option("--max-ram", type=int, help="RAM budget in bytes (arena + stack + data); stop if exceeded.")
 @click.option("--max-flash", type=int, help="Flash budget in bytes (weights + code); stop if exceeded.")
-def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash):
+@click.option("--no-npu", is_flag=True, help="Keep every op on the CPU even if the board has an NPU.")
+def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu):
     """Compile MODEL (.tflite int8, or .pt2 from torch.export.save) into a firmware project."""
     from .api import compile as compile_model
     try:
         calibration = _calibration_inputs(Path(calibrate) if calibrate else None)
         example = _pt2_example_inputs(model, calibration)
         compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
-                                 max_ram=max_ram, max_flash=max_flash)
+                                 max_ram=max_ram, max_flash=max_flash, npu=not no_npu)
     except CompileError as err:
         _fail(err)
     click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")
@@ -94,13 +95,15 @@ def build(project):
 @main.command()
 @click.argument("project", type=click.Path(exists=True, file_okay=False))
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds before the run counts as hung.")
-def run(project, timeout):
+@click.option("--npu-sim", type=click.Choice(["fvp", "model"]),
+              help="Who runs the NPU jobs of an Ethos-U board's firmware (default: the board's FVP).")
+def run(project, timeout, npu_sim):
     """Build PROJECT, run it in the board's simulator and compare its outputs with the
     host reference byte for byte. Exits 1 when they differ."""
     from .api import load
     try:
         compiled = load(project)
-        result = compiled.run(timeout=timeout)
+        result = compiled.run(timeout=timeout, npu_sim=npu_sim)
     except CompileError as err:
         _fail(err)
     for v, count in enumerate(result.instructions):

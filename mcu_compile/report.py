@@ -192,6 +192,21 @@ def elf_summary(elf_path, board: Board, weight_symbols: set[str]) -> dict:
             "largest_symbols": [{"name": s.name, "bytes": s.size, "kind": s.kind} for s in largest]}
 
 
+def _npu_lines(report: dict) -> list[str]:
+    npu = report.get("npu")
+    if not npu:
+        return []
+    lines = [f"  NPU {npu['accelerator']} ({npu['system_config']}, {npu['memory_mode']}): "
+             f"{npu['ops_on_npu']} ops on the NPU in {len(npu['partitions'])} partition(s), "
+             f"{npu['ops_on_cpu']} on the CPU",
+             f"    NPU SRAM {npu['sram_bytes']:,} B (Vela's own plan: {npu['vela_sram_bytes']:,} B), "
+             f"flash {npu['flash_bytes']:,} B (command streams {npu['command_stream_bytes']:,} B), "
+             f"Vela's estimate {npu['estimated_cycles']:,} NPU cycles"]
+    lines += [f"    on the CPU: {op['op']} {short_name(op['name'])}: {op['reason']}"
+              for op in report.get("ops", []) if op["target"] == "cpu"]
+    return lines
+
+
 def format_text(report: dict) -> str:
     arena = report["arena"]
     lines = [f"Budget report for {report['board']} ({report['cpu']})",
@@ -214,6 +229,7 @@ def format_text(report: dict) -> str:
             continue
         lines.append(f"  {name:<8}{row['kind']:<7}{row['used']:>12,}{row['size']:>12,}"
                      f"{row['percent']:>7.1f}%{row['headroom']:>12,}")
+    lines += _npu_lines(report)
     stack = report.get("stack")
     if stack:
         lines.append(f"  stack: worst case {stack['bytes']:,} B (static call-graph analysis, "
