@@ -40,4 +40,7 @@ def input_sections(map_path: Path) -> list[InputSection]:
 
 
 def flash_sections(map_path: Path) -> list[InputSection]:
-    return [s for s in input_sections(map_path) if s.output in FLASH_OUTPUT_SECTIONS]
+    """Input sections of the loadable read-only image: code, constants, the .data image and
+    the model constants kept in other read-only regions (.const.<region>)."""
+    return [s for s in input_sections(map_path)
+            if s.output in FLASH_OUTPUT_SECTIONS or s.output.startswith(".const.")]

@@ -161,11 +161,15 @@ def flash_category(section: InputSection, weight_symbols: set[str]) -> str:
     if "/kernels/" in origin:
         return "kernels"
     if origin.endswith("model.o"):
+        if section.output.startswith(".const."):
+            return "npu_streams_and_weights"
         if symbol in weight_symbols:
             return "weights"
         if symbol.endswith(("_multiplier", "_shift")):
             return "requantization"
         return "model_code"
+    if "mcu_npu" in origin:
+        return "npu_driver"
     if origin.endswith("test_vectors.o"):
         return "test_vectors"
     if ".a(" in origin:
@@ -173,7 +177,7 @@ def flash_category(section: InputSection, weight_symbols: set[str]) -> str:
     return "startup_and_harness"
 
 
-FLASH_CATEGORIES = ("weights", "requantization", "kernels", "model_code", "test_vectors",
+FLASH_CATEGORIES = ("weights", "npu_streams_and_weights", "requantization", "kernels", "npu_driver", "model_code", "test_vectors",
                     "startup_and_harness", "libc", "alignment")
 
 

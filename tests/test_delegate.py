@@ -111,3 +111,23 @@ def test_npu_model_too_big_for_the_board_names_the_region(shared_dir, tmp_path):
                      .replace("length = 0x00200000   # 2 MiB on the FVP", "length = 0x00002000"))
     with pytest.raises(BoardFitError, match=r"region sram \(ram\) of tiny-sram needs 16,000 B but has 8,192 B"):
         mcu_compile.compile(shared_dir / "models" / "kws_ref_model.tflite", board=str(small), out_dir=tmp_path / "x")
+
+
+def test_npu_firmware_builds_heapless_and_reports_the_missing_npu(shared_dir, tmp_path):
+    """QEMU's mps3-an547 is Corstone-300 without the NPU: the firmware runs up to the first
+    job and stops with the driver's clear status; run() asks for the FVP by name."""
+    from mcu_compile.elf import heap_symbols
+    from mcu_compile.fvp import FvpNotFoundError
+    from mcu_compile.run import RunError, run_qemu
+
+    compiled = mcu_compile.compile(shared_dir / "models" / "ad01_int8.tflite", board="corstone-300",
+                                   out_dir=tmp_path / "ad")
+    elf = compiled.build()
+    assert heap_symbols(elf) == []
+    split = compiled.report["elf"]["flash"]
+    assert split["npu_streams_and_weights"] >= compiled.report["npu"]["flash_bytes"] > 200_000
+    assert split["npu_driver"] > 0
+    with pytest.raises(RunError, match="NPU not found"):
+        run_qemu(compiled.board, elf, timeout=60)
+    with pytest.raises(FvpNotFoundError, match="FVP_Corstone_SSE-300_Ethos-U55 not found"):
+        compiled.run()

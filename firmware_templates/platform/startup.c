@@ -25,11 +25,20 @@ void Fault_Handler(void);
 void SysTick_Handler(void);
 void mcu_fault_report(const uint32_t *frame, uint32_t exc_return) __attribute__((noreturn));
 
+/* External interrupts: only the Ethos-U's, when the build defines MCU_NPU_IRQ (its NVIC number,
+ * the board's [npu] irq); every other external vector reports a fault. */
+#ifdef MCU_NPU_IRQ
+void mcu_npu_irq_handler(void);
+#define VECTOR_COUNT (16 + (MCU_NPU_IRQ) + 1)
+#else
+#define VECTOR_COUNT 16
+#endif
+
 /* Small private stack so that a fault report works even after a stack overflow. */
 uint64_t mcu_fault_stack[32];
 
 __attribute__((section(".vectors"), used))
-static void (*const vector_table[16])(void) = {
+static void (*const vector_table[VECTOR_COUNT])(void) = {
     (void (*)(void))__stack_top,
     Reset_Handler,
     Fault_Handler, /* NMI */
@@ -44,6 +53,12 @@ static void (*const vector_table[16])(void) = {
     0,
     Fault_Handler, /* PendSV */
     SysTick_Handler,
+#ifdef MCU_NPU_IRQ
+#if (MCU_NPU_IRQ) > 0
+    [16 ... 16 + (MCU_NPU_IRQ) - 1] = Fault_Handler,
+#endif
+    [16 + (MCU_NPU_IRQ)] = mcu_npu_irq_handler,
+#endif
 };
 
 /* Separate from Reset_Handler so that no FP/MVE instruction (e.g. a vectorized copy)
