@@ -266,7 +266,12 @@ def delegate(program: Program, board: Board) -> Delegation:
                 reasons[i] = why
             continue
         part = Partition(len(partitions), [program.ops[i] for i in run], inputs, outputs, embedded_io=embedded)
-        compile_partition(board, part, subprogram(program, run, inputs, outputs))
+        try:
+            compile_partition(board, part, subprogram(program, run, inputs, outputs))
+        except VelaError as err:
+            names = ", ".join(f"{op.kind} {op.outputs[0]}" for op in part.ops[:3])
+            raise VelaError(f"{err} (NPU partition of {len(part.ops)} ops starting with {names}); "
+                            f"compile with npu=False / --no-npu to run them on the CPU") from err
         partitions.append(part)
         starts[run[0]] = part
     in_partition = {id(op) for part in partitions for op in part.ops}

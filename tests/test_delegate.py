@@ -131,3 +131,27 @@ def test_npu_firmware_builds_heapless_and_reports_the_missing_npu(shared_dir, tm
         run_qemu(compiled.board, elf, timeout=60)
     with pytest.raises(FvpNotFoundError, match="FVP_Corstone_SSE-300_Ethos-U55 not found"):
         compiled.run()
+
+
+def test_model_with_nothing_for_the_npu_compiles_for_the_cpu(tmp_path):
+    program = pool_stride_4_program()
+    program.ops = program.ops[1:2]  # only the stride-4 max pool
+    program.inputs, program.outputs = ["y"], ["z"]
+    program.tensors = {n: t for n, t in program.tensors.items() if n in ("y", "z")}
+    path = tmp_path / "pool.tflite"
+    path.write_bytes(write_tflite(program))
+    compiled = mcu_compile.compile(path, board="corstone-300", out_dir=tmp_path / "fw")
+    assert compiled.report["npu"]["ops_on_npu"] == 0 and compiled.report["npu"]["partitions"] == []
+    assert compiled.report["ops"][0]["target"] == "cpu" and "Stride>3" in compiled.report["ops"][0]["reason"]
+    assert not compiled.uses_npu
+
+
+def test_vela_failure_names_the_partition(monkeypatch, shared_dir, tmp_path):
+    from mcu_compile import delegate as delegate_module
+
+    def broken(*args, **kwargs):
+        raise delegate_module.VelaError("Vela could not compile for ethos-u55-128: out of SHRAM")
+    monkeypatch.setattr(delegate_module, "compile_partition", broken)
+    with pytest.raises(delegate_module.VelaError, match=r"out of SHRAM \(NPU partition of 10 ops starting "
+                                                        r"with FULLY_CONNECTED .*--no-npu"):
+        mcu_compile.compile(shared_dir / "models" / "ad01_int8.tflite", board="corstone-300", out_dir=tmp_path / "x")
