@@ -128,7 +128,8 @@ class ModelSource:
 
     def io_tables(self) -> str:
         def table(kind: str, tensors: list[str]) -> str:
-            pointers = ",\n".join(f"    {self.ref(t)}" for t in tensors)
+            pointers = ",\n".join(f"    {self.ref(t)} /* {t}: {self.program.tensor(t).dtype} "
+                                   f"{shape_text(self.program.tensor(t).shape)} */" for t in tensors)
             sizes = ", ".join(str(self.program.tensor(t).nbytes) for t in tensors)
             return (f"int8_t *const model_{kind}s[MODEL_NUM_{kind.upper()}S] = {{\n{pointers}\n}};\n"
                     f"const uint32_t model_{kind}_sizes[MODEL_NUM_{kind.upper()}S] = {{ {sizes} }};")
