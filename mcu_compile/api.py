@@ -90,6 +90,7 @@ class ModelRun:
     instructions: list[int]  # per test vector, instructions of one inference
     elf: Path
     npu_sim: str = "none"  # who ran the NPU jobs: "fvp", "model", "hardware", or "none"
+    npu_jobs: int = 0
 
     @property
     def bit_exact(self) -> bool:
@@ -149,7 +150,8 @@ class CompiledModel:
 
         inputs: None (the bundled test vectors) or a list of input tuples (float in
         PyTorch layout, or int8 in the Edge program's layout). Firmware with NPU jobs
-        runs on the board's FVP (npu_sim="fvp"); CPU-only firmware on QEMU.
+        runs on the board's FVP when it is installed, otherwise in QEMU with each NPU job
+        executed by the functional model (npu_sim="model"); CPU-only firmware on QEMU.
         """
         if inputs is not None:
             vectors = [to_program_inputs(self.program, v) for v in inputs]
@@ -165,9 +167,11 @@ class CompiledModel:
                     for raw, name in zip(per_vector, self.program.outputs)]
                    for per_vector in result.outputs]
         run = ModelRun(vectors, outputs, expected, list(result.instructions), elf,
-                       npu_sim=result.simulator if self.uses_npu else "none")
+                       npu_sim=getattr(result, "npu_sim", result.simulator) if self.uses_npu else "none",
+                       npu_jobs=getattr(result, "npu_jobs", 0))
         self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions,
-                              "stack_measured_bytes": result.stack_bytes}
+                              "stack_measured_bytes": result.stack_bytes, "npu_sim": run.npu_sim,
+                              "npu_jobs": run.npu_jobs}
         self._save_report()
         return run
 

@@ -460,7 +460,8 @@ NPU_DEVICE = "npu_device"  # the mcu_npu_device model.c defines from the board's
 def _ethos_u(site: _Site) -> CodeFragment:
     """An Ethos-U partition (delegate.py): the COP2 command stream as a const array in the
     NPU's constant region, and one job whose region bases are the planned buffers
-    themselves: 0 read-only data, 1 scratch, 2 fast scratch, 3 input, 4 output."""
+    themselves: 0 read-only data, 1 scratch, 2 fast scratch, 3 input, 4 output, with each
+    region's bytes (what a co-simulating host reads and writes back, cosim.py)."""
     op = site.op
     payload = op.options["cop2_payload"]
     name = f"{site.uid}_command_stream"
@@ -488,7 +489,8 @@ def _ethos_u(site: _Site) -> CodeFragment:
         f"    .payload = {name}, .payload_bytes = {len(payload)},",
         "    .region_base = {base[0], base[1], base[2], base[3], base[4]},",
         "    .clean_start = (const void *)lo, .clean_bytes = (uint32_t)(hi - lo),",
-        "    .invalidate_start = (void *)lo, .invalidate_bytes = (uint32_t)(hi - lo)};",
+        "    .invalidate_start = (void *)lo, .invalidate_bytes = (uint32_t)(hi - lo),",
+        "    .region_bytes = {bytes[0], bytes[1], bytes[2], bytes[3], bytes[4]}};",
         f"mcu_npu_check(mcu_npu_run(&{NPU_DEVICE}, &job));",
     ]
     summary = (f"{len(payload)} B command stream, {site.program.tensor(read_only).nbytes} B read-only, "

@@ -140,18 +140,33 @@ def run_fvp(board: Board, elf: Path, timeout: float = 120.0, kill_grace: float |
 
 
 def choose_simulator(board: Board, npu_sim: str | None = None) -> str:
-    """The simulator simulate() runs the board's firmware on: "qemu" or "fvp".
+    """The simulator simulate() runs the board's firmware on: "qemu", "fvp" or "cosim"
+    (the board's QEMU machine with every NPU job run by the functional model on the host,
+    cosim.py).
 
-    Boards with an NPU (or whose [simulator] is the FVP) run on their FVP; npu_sim="fvp"
-    asks for the FVP on any board with an [fvp] section; other boards run on QEMU.
+    npu_sim="fvp" asks for the FVP (any board with an [fvp] section); npu_sim="model" for
+    co-simulation (NPU boards whose [simulator] is QEMU; boards without an NPU simply run
+    on QEMU). By default, boards with an NPU run on their FVP when it is installed, else in
+    co-simulation when their [simulator] is QEMU, else on the FVP (whose absence then
+    raises FvpNotFoundError in simulate()); boards whose [simulator] is the FVP run there;
+    the others on QEMU.
     """
     if npu_sim is not None and npu_sim not in NPU_SIMS:
         raise InputError(f"unknown NPU simulation '{npu_sim}'; choose one of "
                          f"{', '.join(NPU_SIMS)} (or none: the board's default)")
     needs_npu = board.npu is not None
-    if npu_sim == "model" and needs_npu:
-        raise InputError(f"npu_sim='model' (a functional Ethos-U model without an FVP) is not "
-                         f"available yet; run board {board.name} with npu_sim='fvp'")
+    on_qemu = board.simulator.get("name") == "qemu"
+    if npu_sim == "model":
+        if not needs_npu:
+            return "qemu"
+        if not on_qemu:
+            raise InputError(f"npu_sim='model' runs the CPU in QEMU with the NPU modelled on the "
+                             f"host, and board {board.name} has no QEMU machine (its [simulator] "
+                             f"is {board.simulator.get('name', 'none')}: QEMU models neither its "
+                             f"CPU nor its subsystem); run it with npu_sim='fvp'")
+        return "cosim"
+    if npu_sim is None and needs_npu and on_qemu and not fvp_available(board):
+        return "cosim"
     if npu_sim == "fvp" or needs_npu or board.simulator.get("name") == "fvp":
         if board.fvp is None:
             raise InputError(f"board {board.name} has no [fvp] section in {board.path}: "
@@ -161,10 +176,15 @@ def choose_simulator(board: Board, npu_sim: str | None = None) -> str:
 
 
 def simulate(board: Board, elf: Path, timeout: float = 120.0, npu_sim: str | None = None) -> RunResult:
-    """Runs elf on the simulator choose_simulator picks: the FVP for NPU boards (an
-    FvpNotFoundError says how to install it when it is missing), QEMU for the others."""
-    if choose_simulator(board, npu_sim) == "fvp":
+    """Runs elf on the simulator choose_simulator picks: the FVP (an FvpNotFoundError says
+    how to install it when it is missing), QEMU with the NPU co-simulated by the functional
+    model (a cosim.CosimResult, with npu_jobs), or QEMU."""
+    kind = choose_simulator(board, npu_sim)
+    if kind == "fvp":
         return run_fvp(board, elf, timeout=timeout)
+    if kind == "cosim":
+        from .cosim import run_cosim
+        return run_cosim(board, elf, timeout=timeout)
     return run_qemu(board, elf, timeout=timeout)
 
 

@@ -115,7 +115,7 @@ def test_npu_model_too_big_for_the_board_names_the_region(shared_dir, tmp_path):
 
 def test_npu_firmware_builds_heapless_and_reports_the_missing_npu(shared_dir, tmp_path):
     """QEMU's mps3-an547 is Corstone-300 without the NPU: the firmware runs up to the first
-    job and stops with the driver's clear status; run() asks for the FVP by name."""
+    job and stops with the driver's clear status; run(npu_sim="fvp") asks for the FVP by name."""
     from mcu_compile.elf import heap_symbols
     from mcu_compile.fvp import FvpNotFoundError
     from mcu_compile.run import RunError, run_qemu
@@ -130,7 +130,7 @@ def test_npu_firmware_builds_heapless_and_reports_the_missing_npu(shared_dir, tm
     with pytest.raises(RunError, match="NPU not found"):
         run_qemu(compiled.board, elf, timeout=60)
     with pytest.raises(FvpNotFoundError, match="FVP_Corstone_SSE-300_Ethos-U55 not found"):
-        compiled.run()
+        compiled.run(npu_sim="fvp")
 
 
 def test_model_with_nothing_for_the_npu_compiles_for_the_cpu(tmp_path):

@@ -206,7 +206,7 @@ def test_missing_fvp_error(isolated, tmp_path, elf, monkeypatch):
         assert words in message
     monkeypatch.setenv(ENV, str(tmp_path / "nowhere"))
     with pytest.raises(FvpNotFoundError, match=f"not found in {ENV}=.*nowhere.*Corstone-300"):
-        simulate(board, elf)
+        simulate(board, elf, npu_sim="fvp")
     with pytest.raises(FvpNotFoundError, match=f"{FVP_320} not found.*Arm Ecosystem FVPs Corstone-320"):
         simulate(load_board("corstone-320"), elf)
 
@@ -238,17 +238,20 @@ def test_simulate_picks_fvp_for_npu_boards(isolated, tmp_path, elf, monkeypatch)
     assert recorded_argv(script)[-2:] == ["--timelimit", "10"]
 
 
-def test_choose_simulator():
+def test_choose_simulator(monkeypatch):
+    import mcu_compile.fvp as fvp_module
     c300, c320, an547 = (load_board(n) for n in ("corstone-300", "corstone-320", "mps3-an547"))
-    assert choose_simulator(c300) == "fvp"
-    assert choose_simulator(c320) == "fvp"
+    monkeypatch.setattr(fvp_module, "fvp_available", lambda board: True)
+    assert choose_simulator(c300) == "fvp"  # an installed FVP wins
+    monkeypatch.setattr(fvp_module, "fvp_available", lambda board: False)
+    assert choose_simulator(c300) == "cosim"  # else QEMU + the functional NPU model
+    assert choose_simulator(c300, npu_sim="model") == "cosim"
+    assert choose_simulator(c320) == "fvp"  # no QEMU machine for the M85: FVP (or its clear error)
     assert choose_simulator(c320, npu_sim="fvp") == "fvp"
     assert choose_simulator(an547) == "qemu"
     assert choose_simulator(an547, npu_sim="model") == "qemu"   # no NPU to model
     with pytest.raises(InputError, match="no \\[fvp\\] section"):
         choose_simulator(an547, npu_sim="fvp")
-    with pytest.raises(InputError, match="not available yet"):
-        choose_simulator(c300, npu_sim="model")
     with pytest.raises(InputError, match="unknown NPU simulation 'verilog'.*fvp, model"):
         choose_simulator(c300, npu_sim="verilog")
 

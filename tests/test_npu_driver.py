@@ -70,6 +70,7 @@ typedef struct {
     int32_t reset_polls;  /* STATUS reads showing reset_status after a RESET write; -1 forever */
     int32_t job_polls;    /* STATUS reads showing "running" after CMD run; -1 forever */
     int32_t irq_on_wfe;   /* WFE ends the job and takes the interrupt */
+    int32_t cosim_answer; /* the co-simulation host answers: STATUS job_status, QREAD qread */
 } fake_config;
 
 #define MAX_LOG 8192
@@ -78,6 +79,10 @@ uint64_t log_addr[MAX_LOG];
 uint32_t log_value[MAX_LOG];
 int32_t n_log;
 uint32_t status_reads, wfe_calls, resets;
+/* The host side of the co-simulation wait point (mcu_npu_hw_cosim_wait). */
+uint32_t cosim_calls, cosim_status_seen, cosim_jobs_seen;
+const void *cosim_dev, *cosim_job;
+uint64_t cosim_job_field;
 char out[1024];
 static int out_len;
 static jmp_buf exit_jump;
@@ -95,7 +100,7 @@ void fake_reset(void)
     status = 0;
     phase = IDLE;
     n_log = 0;
-    status_reads = wfe_calls = resets = 0;
+    status_reads = wfe_calls = resets = cosim_calls = 0;
     out_len = 0;
     out[0] = 0;
 }
@@ -164,6 +169,20 @@ void mcu_npu_hw_write(uintptr_t addr, uint32_t value)
     }
 }
 
+void mcu_npu_hw_cosim_wait(const mcu_npu_device *dev, const mcu_npu_job *job)
+{
+    cosim_calls++;
+    cosim_dev = dev;
+    cosim_job = job;
+    cosim_status_seen = mcu_npu_cosim.status;
+    cosim_job_field = mcu_npu_cosim.job;
+    cosim_jobs_seen = mcu_npu_cosim.jobs;
+    if (fake.cosim_answer) {
+        mcu_npu_cosim.status = fake.job_status;
+        mcu_npu_cosim.qread = fake.qread;
+    }
+}
+
 void mcu_npu_hw_wfe(void)
 {
     wfe_calls++;
@@ -208,7 +227,7 @@ class FakeConfig(ctypes.Structure):
     _fields_ = [("base", ctypes.c_uint64)] + [
         (n, ctypes.c_uint32) for n in ("id", "config", "prot_after_reset", "qread", "ccr", "syst_csr",
                                        "cmd_initial", "job_status")] + [
-        (n, ctypes.c_int32) for n in ("reset_polls", "job_polls", "irq_on_wfe")]
+        (n, ctypes.c_int32) for n in ("reset_polls", "job_polls", "irq_on_wfe", "cosim_answer")]
 
 
 class Device(ctypes.Structure):
@@ -220,7 +239,14 @@ class Job(ctypes.Structure):
     _fields_ = [("payload", ctypes.c_void_p), ("payload_bytes", ctypes.c_uint32),
                 ("region_base", ctypes.c_size_t * 5),
                 ("clean_start", ctypes.c_void_p), ("clean_bytes", ctypes.c_uint32),
-                ("invalidate_start", ctypes.c_void_p), ("invalidate_bytes", ctypes.c_uint32)]
+                ("invalidate_start", ctypes.c_void_p), ("invalidate_bytes", ctypes.c_uint32),
+                ("region_bytes", ctypes.c_uint32 * 5)]
+
+
+class CosimState(ctypes.Structure):
+    """mcu_npu_cosim_state (mcu_npu.h)."""
+    _fields_ = [(n, ctypes.c_uint32) for n in ("enabled", "config", "id", "status", "qread")] + [
+        ("job", ctypes.c_size_t), ("jobs", ctypes.c_uint32)]
 
 
 class Npu:
@@ -230,16 +256,18 @@ class Npu:
         self.lib = ctypes.CDLL(str(lib_path))
         self.lib.mcu_npu_status_text.restype = ctypes.c_char_p
         self.fake = FakeConfig.in_dll(self.lib, "fake")
+        self.cosim = CosimState.in_dll(self.lib, "mcu_npu_cosim")
         self._buffers = []
 
     def configure(self, hw: dict, **overrides) -> None:
         values = dict(base=BASE, id=hw["id"], config=hw["config"], prot_after_reset=1, qread=0x1234,
                       ccr=0, syst_csr=0, cmd_initial=0xC, job_status=ST_IRQ | ST_END,
-                      reset_polls=3, job_polls=5, irq_on_wfe=0)
+                      reset_polls=3, job_polls=5, irq_on_wfe=0, cosim_answer=0)
         values.update(overrides)
         for k, v in values.items():
             setattr(self.fake, k, v)
         self.lib.fake_reset()
+        ctypes.memset(ctypes.byref(self.cosim), 0, ctypes.sizeof(self.cosim))   # as in the image
 
     def writes(self) -> list[tuple[int, int]]:
         """Every register write since the last clear, as (absolute address, value)."""
@@ -634,6 +662,92 @@ def test_irq_build_polls_when_systick_cannot_wake_it(npu_irq, payloads):
     assert npu.init(dev) == OK
     assert npu.run(dev, _job(npu, payloads["u55_128"])) == OK
     assert npu.counter("wfe_calls") == 0
+
+
+# ---------------------------------------------------------------- co-simulation hook (cosim.py)
+
+
+def _cosim(npu: Npu, hw: dict) -> None:
+    """What mcu_compile/cosim.py writes at main(): enabled, and the board's NPU CONFIG/ID."""
+    npu.cosim.enabled, npu.cosim.config, npu.cosim.id = 1, hw["config"], hw["id"]
+
+
+def test_cosim_hook_is_inert_by_default(npu, payloads):
+    npu.configure(U55_128)
+    assert npu.cosim.enabled == 0
+    dev = _device()
+    assert npu.init(dev) == OK and npu.run(dev, _job(npu, payloads["u55_128"])) == OK
+    assert npu.counter("cosim_calls") == 0 and npu.cosim.jobs == 0 and npu.cosim.status == 0
+
+
+@pytest.mark.parametrize("hw", [U55_128, U85_256])
+def test_cosim_runs_the_driver_path_on_an_absent_npu(npu, payloads, hw):
+    """The registers read 0 (QEMU); the host models the board's NPU: same writes as on hardware,
+    no register read, and the job waits at mcu_npu_cosim_wait for the host's status."""
+    p = payloads["u55_128" if hw is U55_128 else "u85_256"]
+    npu.configure(dict(hw, id=0, config=0), prot_after_reset=0, cmd_initial=0, cosim_answer=1,
+                  job_status=ST_IRQ | ST_END, qread=len(p) - 64, syst_csr=7)
+    dev = _device()
+    assert npu.init(dev) == ABSENT           # without the host: NPU not found, as today
+    _cosim(npu, hw)
+    reads = npu.counter("status_reads")
+    assert npu.init(dev) == OK
+    assert npu.npu_writes() == [(RESET, 1)] + list(zip(AXI_LIMIT, (0x11, 0x22, 0x33, 0x44)))
+    npu.clear_log()
+    job = _job(npu, p)
+    assert npu.run(dev, job) == OK
+    assert npu.counter("cosim_calls") == 1 and npu.counter("status_reads") == reads
+    assert ctypes.c_void_p.in_dll(npu.lib, "cosim_dev").value == ctypes.addressof(dev)
+    assert ctypes.c_void_p.in_dll(npu.lib, "cosim_job").value == ctypes.addressof(job)
+    assert ctypes.c_uint64.in_dll(npu.lib, "cosim_job_field").value == ctypes.addressof(job)
+    assert npu.counter("cosim_status_seen") == ST_RUNNING and npu.counter("cosim_jobs_seen") == 1
+    writes = npu.npu_writes()
+    assert writes[-2:] == [(CMD, 0xC | 1), (CMD, 0xC | 2)]   # CMD keeps the shadow's Q-enable bits
+    assert (QBASE, (job.payload + 64) & 0xFFFFFFFF) in writes and (QSIZE, len(p) - 64) in writes
+    assert npu.cosim.status == ST_END        # the IRQ bit cleared by the driver's CMD write
+    # SysTick paused around the wait point (QEMU's clock must not run while the host works)
+    assert [v for a, v in npu.writes() if a == 0xE000E010] == [6, 7]
+    assert npu.run(dev, _job(npu, p)) == OK and npu.cosim.jobs == 2
+
+
+def test_cosim_checks_the_payload_against_the_boards_npu(npu, payloads):
+    npu.configure(dict(U55_128, id=0, config=0), prot_after_reset=0, cosim_answer=1)
+    _cosim(npu, U55_256)                     # the board has a U55-256; the payload is for a U55-128
+    dev = _device()
+    assert npu.init(dev) == OK
+    npu.clear_log()
+    assert npu.run(dev, _job(npu, payloads["u55_128"])) == CONFIG_MISMATCH
+    assert npu.writes() == [] and npu.counter("cosim_calls") == 0
+
+
+@pytest.mark.parametrize("answer,bits,status", [
+    (0, None, TIMEOUT),                          # the host never wrote a status
+    (1, ST_IRQ | ST_PARSE, JOB_ERROR),           # the model stopped with a parse error
+    (1, ST_IRQ, JOB_ERROR)])                     # stopped before the stream end
+def test_cosim_failures(npu, payloads, answer, bits, status):
+    npu.configure(dict(U55_128, id=0, config=0), prot_after_reset=0, cosim_answer=answer,
+                  job_status=bits or 0, qread=0x40)
+    _cosim(npu, U55_128)
+    dev = _device()
+    assert npu.init(dev) == OK
+    npu.clear_log()
+    assert npu.run(dev, _job(npu, payloads["u55_128"])) == status
+    assert npu.npu_writes()[-5] == (RESET, 1)    # soft reset after the failure
+    code, text = npu.check(status)
+    shown = ST_RUNNING if bits is None else bits & ~ST_IRQ
+    qread = 0 if bits is None else 0x40
+    assert code == 2 and text.endswith(f"(STATUS=0x{shown:08x} QREAD=0x{qread:08x})\n")
+
+
+def test_cosim_does_not_sleep_on_the_interrupt(npu_irq, payloads):
+    npu = npu_irq
+    npu.configure(dict(U55_128, id=0, config=0), prot_after_reset=0, syst_csr=7, cosim_answer=1,
+                  job_status=ST_IRQ | ST_END)
+    _cosim(npu, U55_128)
+    dev = _device()
+    assert npu.init(dev) == OK
+    assert npu.run(dev, _job(npu, payloads["u55_128"])) == OK
+    assert npu.counter("wfe_calls") == 0 and npu.counter("cosim_calls") == 1
 
 
 # ---------------------------------------------------------------- target builds

@@ -81,6 +81,7 @@
 
 /* ---- Cortex-M system registers ---- */
 #define SYST_CSR 0xE000E010u
+#define SYST_ENABLE 1u
 #define SYST_ENABLE_TICKINT 3u
 #define NVIC_ISER 0xE000E100u
 #define NVIC_ICER 0xE000E180u
@@ -139,8 +140,67 @@ static inline uint32_t primask(void)
 #define IRQS_MASKED() (primask() & 1u)
 #endif
 
-#define RD(dev, reg) HW_READ((dev)->base + (reg))
-#define WR(dev, reg, v) HW_WRITE((dev)->base + (reg), (v))
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define NOT_INLINED __attribute__((noinline, noipa)) /* keeps the AAPCS arguments */
+#else
+#define NOT_INLINED __attribute__((noinline))
+#endif
+
+/* The layouts mcu_compile/cosim.py reads out of target memory (mcu_npu.h). */
+typedef char mcu_npu_cosim_layout_check[(sizeof(void *) != 4 || (sizeof(mcu_npu_job) == 64 &&
+                                          sizeof(mcu_npu_cosim_state) == 28)) ? 1 : -1];
+
+/* Co-simulation (mcu_npu.h): 0 in the image, written by the host through the gdbstub. */
+volatile mcu_npu_cosim_state mcu_npu_cosim;
+
+/* Register shadow of the modelled NPU, co-simulation only; STATUS and QREAD live in
+ * mcu_npu_cosim, where the host writes them. */
+static uint32_t cosim_prot, cosim_cmd = CMD_KEEP;
+
+static uint32_t npu_read(const mcu_npu_device *dev, uint32_t reg)
+{
+    if (!mcu_npu_cosim.enabled)
+        return HW_READ(dev->base + reg);
+    switch (reg) {
+    case REG_ID:
+        return mcu_npu_cosim.id;
+    case REG_CONFIG:
+        return mcu_npu_cosim.config;
+    case REG_STATUS:
+        return mcu_npu_cosim.status;
+    case REG_QREAD:
+        return mcu_npu_cosim.qread;
+    case REG_PROT:
+        return cosim_prot;
+    case REG_CMD:
+        return cosim_cmd;
+    default:
+        return 0;
+    }
+}
+
+/* Every write goes to the hardware; under co-simulation the shadow follows it. */
+static void npu_write(const mcu_npu_device *dev, uint32_t reg, uint32_t v)
+{
+    HW_WRITE(dev->base + reg, v);
+    if (!mcu_npu_cosim.enabled)
+        return;
+    if (reg == REG_RESET) { /* the model resets at once, into the requested state */
+        cosim_prot = v & PROT_MASK;
+        cosim_cmd = CMD_KEEP;
+        mcu_npu_cosim.status = 0;
+        mcu_npu_cosim.qread = 0;
+    } else if (reg == REG_CMD) {
+        cosim_cmd = v & CMD_KEEP;
+        if (v & CMD_CLEAR_IRQ)
+            mcu_npu_cosim.status &= ~STATUS_IRQ_RAISED;
+        if (v & CMD_RUN) /* running until the host writes the status the job ended with */
+            mcu_npu_cosim.status = STATUS_RUNNING;
+    }
+}
+
+#define RD(dev, reg) npu_read((dev), (reg))
+#define WR(dev, reg, v) npu_write((dev), (reg), (v))
 
 #define NO_IRQ 0xFFFFFFFFu
 
@@ -355,6 +415,33 @@ static int wait_job(const mcu_npu_device *dev, uint32_t errors, int irq)
     return 0;
 }
 
+NOT_INLINED uint32_t mcu_npu_cosim_wait(const mcu_npu_device *dev, const mcu_npu_job *job)
+{
+#ifdef MCU_NPU_HOST_TEST
+    mcu_npu_hw_cosim_wait(dev, job);
+#else
+    (void)dev;
+    (void)job;
+#endif
+    return mcu_npu_cosim.status;
+}
+
+/* Co-simulation: the host runs the job while the CPU stands at mcu_npu_cosim_wait. A status
+ * the host did not write (still "running") counts as a timeout. SysTick is paused meanwhile:
+ * while the debugger holds the CPU, QEMU -icount advances its virtual clock towards the next
+ * timer deadline, which would count host time as CPU time; with no timer running it stands
+ * still, and the job costs the measured CPU time only the driver's own instructions. */
+static int cosim_wait_job(const mcu_npu_device *dev, const mcu_npu_job *job, uint32_t errors)
+{
+    uint32_t systick = HW_READ(SYST_CSR);
+    HW_WRITE(SYST_CSR, systick & ~SYST_ENABLE);
+    mcu_npu_cosim.job = (uintptr_t)job;
+    mcu_npu_cosim.jobs++;
+    uint32_t status = mcu_npu_cosim_wait(dev, job);
+    HW_WRITE(SYST_CSR, systick);
+    return job_done(status, errors);
+}
+
 /* After a job with the interrupt enabled: the handler masked the line; clear what is pending
  * (after the NPU dropped its level) and unmask it for the next job. */
 static void rearm_irq(int irq)
@@ -408,12 +495,13 @@ mcu_npu_status mcu_npu_run(const mcu_npu_device *dev, const mcu_npu_job *job)
         regioncfg |= (uint32_t)(dev->region_config[i] & 3u) << (2u * i);
     WR(dev, REG_REGIONCFG, regioncfg);
 
-    int irq = use_irq(dev);
+    int cosim = mcu_npu_cosim.enabled != 0;
+    int irq = !cosim && use_irq(dev);
     irq_seen = 0;
     BARRIER();
     WR(dev, REG_CMD, (RD(dev, REG_CMD) & CMD_KEEP) | CMD_RUN);
 
-    if (!wait_job(dev, errors, irq)) {
+    if (!(cosim ? cosim_wait_job(dev, job, errors) : wait_job(dev, errors, irq))) {
         record(dev);
         soft_reset(dev);
         rearm_irq(irq);

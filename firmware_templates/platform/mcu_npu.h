@@ -24,6 +24,19 @@
  *                          SysTick, which wraps every 2^24 cycles, guarantees the wake-ups)
  *   MCU_NPU_HOST_TEST      route every register access through mcu_npu_hw_read/_write
  *                          (tests/test_npu_driver.py implements them with a fake NPU)
+ *
+ * Co-simulation (mcu_compile/cosim.py): QEMU's mps3-an547 runs the firmware and models no NPU;
+ * the host executes each job with a functional model of the Ethos-U against the firmware's
+ * own memory, through QEMU's gdbstub. The image holds mcu_npu_cosim.enabled = 0: the driver
+ * then talks to the hardware exactly as without the hook. The host stops at main() (after
+ * .data/.bss are initialised) and writes enabled = 1 with the CONFIG and ID of the board's
+ * NPU (the one the firmware was compiled for), which the driver then reads instead of the
+ * registers: init succeeds, and the payload checks compare the payload with the board's NPU.
+ * Every register write still happens (QEMU ignores them); STATUS, PROT, QREAD and CMD reads
+ * come from a register shadow that follows the writes (RESET, CMD) as the hardware would.
+ * At its wait point the driver calls mcu_npu_cosim_wait() instead of polling STATUS: the
+ * host breaks there, runs the job, writes the STATUS the job ended with into
+ * mcu_npu_cosim.status and lets the CPU continue.
  */
 #ifndef MCU_NPU_H
 #define MCU_NPU_H
@@ -49,7 +62,12 @@ typedef struct {
     uint32_t clean_bytes;
     void *invalidate_start;           /* NPU-written memory to invalidate after */
     uint32_t invalidate_bytes;
+    uint32_t region_bytes[5];         /* bytes of each region (0: none or unknown): what a
+                                       * co-simulating host reads and writes back */
 } mcu_npu_job;
+/* mcu_compile/cosim.py reads jobs out of target memory with this layout (32-bit targets):
+ * payload 0, payload_bytes 4, region_base 8, clean 28/32, invalidate 36/40, region_bytes 44;
+ * 64 bytes in all. */
 
 typedef enum {
     MCU_NPU_OK = 0,
@@ -81,10 +99,32 @@ void mcu_npu_check(mcu_npu_status s);
 /* The NPU interrupt handler (vector 16 + MCU_NPU_IRQ). */
 void mcu_npu_irq_handler(void);
 
+/* Co-simulation state (see the top of this file), written by the host through the gdbstub.
+ * Layout (32-bit targets, read by mcu_compile/cosim.py): enabled 0, config 4, id 8,
+ * status 12, qread 16, job 20, jobs 24; 28 bytes. */
+typedef struct {
+    uint32_t enabled;  /* 0 in the image; 1: the host models the NPU */
+    uint32_t config;   /* CONFIG and ID of the modelled NPU: the board's NPU */
+    uint32_t id;
+    uint32_t status;   /* STATUS at the end of the current job (the host writes it) */
+    uint32_t qread;    /* QREAD at the end of the current job (the host writes it) */
+    uintptr_t job;     /* the job being waited for (also the hook's second argument) */
+    uint32_t jobs;     /* jobs started */
+} mcu_npu_cosim_state;
+
+extern volatile mcu_npu_cosim_state mcu_npu_cosim;
+
+/* The co-simulation wait point: called (never inlined, arguments as in the AAPCS) once the
+ * job is started, instead of the STATUS polling. The host breaks at its first instruction,
+ * runs the job and writes mcu_npu_cosim.status; it returns that status. */
+uint32_t mcu_npu_cosim_wait(const mcu_npu_device *dev, const mcu_npu_job *job);
+
 #ifdef MCU_NPU_HOST_TEST
-/* Implemented by the host test: every register access (NPU, SCB, NVIC, SysTick) by address. */
+/* Implemented by the host test: every register access (NPU, SCB, NVIC, SysTick) by address,
+ * and the host side of the co-simulation wait point. */
 uint32_t mcu_npu_hw_read(uintptr_t addr);
 void mcu_npu_hw_write(uintptr_t addr, uint32_t value);
+void mcu_npu_hw_cosim_wait(const mcu_npu_device *dev, const mcu_npu_job *job);
 #endif
 
 #endif
