@@ -107,7 +107,11 @@ def run(project, timeout, npu_sim):
     except CompileError as err:
         _fail(err)
     for v, count in enumerate(result.instructions):
-        click.echo(f"vector {v}: {count:,} instructions per inference")
+        click.echo(f"vector {v}: {count:,} CPU instructions per inference")
+    if result.npu_sim != "none":
+        npu = compiled.report["npu"]
+        click.echo(f"NPU: {result.npu_jobs} jobs run by the {result.npu_sim}; Vela's estimate "
+                   f"{npu['estimated_cycles']:,} NPU cycles per inference")
     if result.bit_exact:
         click.echo("outputs: bit-exact with the host reference")
     else:
