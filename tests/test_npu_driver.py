@@ -23,6 +23,7 @@ from mcu_compile.boards import list_boards, load_board
 from mcu_compile.build import build
 from mcu_compile.platform import render_platform
 from mcu_compile.run import load_simulator, qemu_command
+from firmware_stub import MODEL_H
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORM = ROOT / "firmware_templates" / "platform"
@@ -767,16 +768,6 @@ def test_cross_compiles_strict(tmp_path, board_name, irq):
                                "-o", str(tmp_path / (src + ".o"))], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
 
-
-MODEL_H = """#include <stdint.h>
-#define MODEL_NUM_INPUTS 1
-#define MODEL_NUM_OUTPUTS 1
-extern int8_t *const model_inputs[MODEL_NUM_INPUTS];
-extern const uint32_t model_input_sizes[MODEL_NUM_INPUTS];
-extern int8_t *const model_outputs[MODEL_NUM_OUTPUTS];
-extern const uint32_t model_output_sizes[MODEL_NUM_OUTPUTS];
-void model_invoke(void);
-"""
 
 MODEL_C = """#include "model.h"
 #include "mcu_io.h"

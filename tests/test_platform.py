@@ -11,18 +11,9 @@ from mcu_compile.elf import heap_symbols, region_usage, section_sizes, symbols
 from mcu_compile.errors import BoardFitError, InputError, ToolchainError
 from mcu_compile.platform import render_platform
 from mcu_compile.run import FirmwareFault, FirmwareTimeout, run_qemu
+from firmware_stub import MODEL_H
 
 BOARDS = ["mps3-an547", "mps2-an386"]
-
-MODEL_H = """#include <stdint.h>
-#define MODEL_NUM_INPUTS 1
-#define MODEL_NUM_OUTPUTS 1
-extern int8_t *const model_inputs[MODEL_NUM_INPUTS];
-extern const uint32_t model_input_sizes[MODEL_NUM_INPUTS];
-extern int8_t *const model_outputs[MODEL_NUM_OUTPUTS];
-extern const uint32_t model_output_sizes[MODEL_NUM_OUTPUTS];
-void model_invoke(void);
-"""
 
 MODEL_C = """#include "model.h"
 static int8_t arena[32] __attribute__((section(".arena.REGION"), aligned(16)));
