@@ -189,20 +189,26 @@ def test_real_functional_model(ad):
         assert got == [w.astype(np.int8).tobytes() for w in want]
 
 
-# ---------------------------------------------------------------------------- failures
-
-
-def test_model_error_ends_the_run_and_qemu(ad, monkeypatch):
-    compiled, elf, program = ad
-    started = []
+@pytest.fixture
+def started(monkeypatch):
+    """Every QEMU process the co-simulation starts, so a test can check it was killed."""
+    processes = []
     real = cosim._Process
 
     class Recorded(real):
         def __init__(self, cmd):
             super().__init__(cmd)
-            started.append(self)
+            processes.append(self)
 
     monkeypatch.setattr(cosim, "_Process", Recorded)
+    return processes
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+def test_model_error_ends_the_run_and_qemu(ad, monkeypatch, started):
+    compiled, elf, program = ad
     good = stand_in(program)
     jobs = []
 
@@ -265,20 +271,11 @@ def test_simulate_model_uses_the_functional_model(ad, monkeypatch):
         compiled.expected()[0][0].astype(np.int8).tobytes()]
 
 
-def test_firmware_that_does_not_stop_is_killed(ad, monkeypatch):
+def test_firmware_that_does_not_stop_is_killed(ad, monkeypatch, started):
     compiled, elf, program = ad
-    started = []
-    real = cosim._Process
-
-    class Recorded(real):
-        def __init__(self, cmd):
-            super().__init__(cmd)
-            started.append(self)
-
     def never_stops(self, timeout):
         raise TimeoutError("no answer from the gdbstub")
 
-    monkeypatch.setattr(cosim, "_Process", Recorded)
     monkeypatch.setattr(GdbRemote, "cont", never_stops)
     with pytest.raises(FirmwareTimeout, match="hung: no exit within 5 s"):
         run_cosim(compiled.board, elf, timeout=5, npu_model=stand_in(program))
