@@ -1,7 +1,10 @@
 """mcu_compile.compile(): the whole pipeline, and the compiled project it returns.
 
-    export -> quantize -> lower -> plan -> render  (compile)
-    build -> run                                   (CompiledModel.run)
+    export -> quantize -> lower -> delegate -> fuse -> plan -> render   (compile)
+    build -> run (QEMU, the FVP, or QEMU + the functional NPU model)      (CompiledModel.run)
+
+The host reference runs the undelegated Edge program; the .tflite holds the delegated one
+(with our memory plan as TFLM metadata); the firmware runs the fused, scheduled form.
 """
 from __future__ import annotations
 

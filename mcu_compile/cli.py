@@ -71,7 +71,6 @@ def _pt2_example_inputs(model: str, calibration):
         return None
     if calibration:
         return calibration[0]
-    import torch
     from .frontend import export
     exported = export(model, ())
     args = getattr(exported, "example_inputs", None)

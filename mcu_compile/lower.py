@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch.fx import GraphModule, Node
 
 from .errors import UnsupportedOpError

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import mcu_compile
 from mcu_compile.api import lcg_int8
