@@ -258,7 +258,8 @@ def check_fit(report: dict, max_ram: int | None = None, max_flash: int | None = 
 def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             board: str = "mps3-an547", out_dir: str | Path = "mcu_out",
             test_inputs: Iterable | None = None, stack_bytes: int | None = None,
-            max_ram: int | None = None, max_flash: int | None = None, npu: bool = True) -> CompiledModel:
+            max_ram: int | None = None, max_flash: int | None = None, npu: bool = True,
+            weights_in_ram: bool = False) -> CompiledModel:
     """Compile a model into a firmware project for `board`.
 
     model: an nn.Module, an ExportedProgram, or the path of a .pt2 (torch.export.save)
@@ -269,7 +270,8 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     firmware's call graph at build time (8 KiB is assumed until then). max_ram /
     max_flash: budgets in bytes, checked with the board's regions before anything is
     written. npu: on a board with an Ethos-U, delegate what it supports (False keeps
-    every op on the CPU, for comparison).
+    every op on the CPU, for comparison). weights_in_ram: copy the CPU weights from
+    flash to the board's data RAM at start-up.
     """
     stack_policy = "auto" if stack_bytes is None else "fixed"
     stack_bytes = DEFAULT_STACK_BYTES if stack_bytes is None else stack_bytes
@@ -282,7 +284,8 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     firmware_program, scratch, order = schedule_for_memory(firmware_program, scratch)
     plan = plan_memory(firmware_program, scratch)
     uses_npu = any(op.kind == "ETHOS_U" for op in firmware_program.ops)
-    report = predicted_report(firmware_program, plan, board_info, stack_bytes, npu_reachable=uses_npu)
+    report = predicted_report(firmware_program, plan, board_info, stack_bytes, npu_reachable=uses_npu,
+                              weights_in_ram=weights_in_ram)
     report["arena"]["execution_order"] = order
     report["ops"] = (delegation.placement if delegation else
                      [cpu_placement(op, "compiled with npu=False" if board_info.npu else
@@ -295,7 +298,8 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     program_path = project_dir / PROGRAM_FILE
     program_path.write_bytes(write_tflite(with_offline_plan(
         edge_program, plan_for_file(edge_program, firmware_program, plan))))
-    weight_symbols = render_model(firmware_program, plan, report["arena"]["region"], project_dir, board_info.npu)
+    weight_symbols = render_model(firmware_program, plan, report["arena"]["region"], project_dir, board_info.npu,
+                                  weights_in_ram)
     vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
                else default_vectors(program, example_inputs))
     _write_vectors(project_dir, program, board_info, vectors, stack_bytes, report["arena"])

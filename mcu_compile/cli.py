@@ -52,14 +52,17 @@ def _calibration_inputs(path: Path | None):
 @click.option("--max-ram", type=int, help="RAM budget in bytes (arena + stack + data); stop if exceeded.")
 @click.option("--max-flash", type=int, help="Flash budget in bytes (weights + code); stop if exceeded.")
 @click.option("--no-npu", is_flag=True, help="Keep every op on the CPU even if the board has an NPU.")
-def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu):
+@click.option("--weights-in-ram", is_flag=True,
+              help="Copy the weights from flash to the data RAM at start-up (if it fits).")
+def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, weights_in_ram):
     """Compile MODEL (.tflite int8, or .pt2 from torch.export.save) into a firmware project."""
     from .api import compile as compile_model
     try:
         calibration = _calibration_inputs(Path(calibrate) if calibrate else None)
         example = _pt2_example_inputs(model, calibration)
         compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
-                                 max_ram=max_ram, max_flash=max_flash, npu=not no_npu)
+                                 max_ram=max_ram, max_flash=max_flash, npu=not no_npu,
+                                 weights_in_ram=weights_in_ram)
     except CompileError as err:
         _fail(err)
     click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")

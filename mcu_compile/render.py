@@ -37,8 +37,10 @@ def shape_text(shape) -> str:
 class ModelSource:
     """Names every tensor once and writes model.c / model.h."""
 
-    def __init__(self, program: Program, plan: MemoryPlan, arena_section: str, npu: dict | None = None):
+    def __init__(self, program: Program, plan: MemoryPlan, arena_section: str, npu: dict | None = None,
+                 weights_in_ram: bool = False):
         self.program, self.plan, self.arena_section, self.npu = program, plan, arena_section, npu
+        self.weights_in_ram = weights_in_ram
         taken: set[str] = {"arena", NPU_DEVICE}
         self.names = {name: c_identifier(name, taken) for name in program.tensors}
         # NPU read-only data lives where the NPU can fetch it, not in the CPU's code region
@@ -77,9 +79,14 @@ class ModelSource:
         rows = [", ".join(str(int(v)) for v in values[i:i + per_line])
                 for i in range(0, values.size, per_line)]
         body = ",\n    ".join(rows)
-        section = f'section("{self.sections[tensor]}"), ' if tensor in self.sections else ""
+        qualifier, section = "const ", ""
+        if tensor in self.sections:
+            section = f'section("{self.sections[tensor]}"), '
+        elif self.weights_in_ram and t.quant is not None:
+            # initialised data: the startup code copies it from flash into fast RAM
+            qualifier, section = "", 'section(".data.weights"), '
         return (f"/* {t.name}: {t.dtype} {shape_text(t.shape)}, {t.nbytes} B */\n"
-                f"static const {ctype} {self.names[tensor]}[{max(values.size, 1)}] "
+                f"static {qualifier}{ctype} {self.names[tensor]}[{max(values.size, 1)}] "
                 f"__attribute__(({section}aligned(16))) = {{\n    {body}\n}};")
 
     def model_c(self) -> str:
@@ -164,11 +171,12 @@ void model_invoke(void);
 
 
 def render_model(program: Program, plan: MemoryPlan, arena_region: str, project_dir: Path,
-                 npu: dict | None = None) -> list[str]:
+                 npu: dict | None = None, weights_in_ram: bool = False) -> list[str]:
     """Writes model.c and model.h (the arena in section .arena.<region>; npu: the board's
     [npu] section, for models with NPU partitions); returns the C names of the constant
-    arrays (weights)."""
-    source = ModelSource(program, plan, f".arena.{arena_region}", npu)
+    arrays (weights). weights_in_ram: weights are copied from flash to the data region
+    at start-up (faster reads on boards with slow flash)."""
+    source = ModelSource(program, plan, f".arena.{arena_region}", npu, weights_in_ram)
     (project_dir / "model.c").write_text(source.model_c())
     (project_dir / "model.h").write_text(source.model_h())
     return [source.names[t.name] for t in program.weights()]

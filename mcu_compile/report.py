@@ -33,7 +33,7 @@ def arena_region(board: Board, arena_bytes: int, stack_bytes: int, npu_reachable
 
 
 def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int,
-                     npu_reachable: bool = False) -> dict:
+                     npu_reachable: bool = False, weights_in_ram: bool = False) -> dict:
     weights = sum(t.nbytes for t in program.weights())
     npu_const = sum(t.nbytes for op in program.ops if op.kind == "ETHOS_U" for t in [program.tensor(op.inputs[1])]) + \
         sum(len(op.options["cop2_payload"]) for op in program.ops if op.kind == "ETHOS_U")
@@ -41,7 +41,7 @@ def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_byt
     usage = {r.name: 0 for r in board.regions}
     usage[board.code_region] += weights + CODE_ESTIMATE_BYTES
     usage[region] += plan.arena_bytes
-    usage[board.data_region] += stack_bytes
+    usage[board.data_region] += stack_bytes + (weights if weights_in_ram else 0)
     if npu_const:
         usage[board.npu["const_region"]] += npu_const
     return {
@@ -57,6 +57,7 @@ def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_byt
                   "region": region, "placement": plan.strategy,
                   "shared_storage": dict(plan.aliases)},
         "weights_bytes": weights,
+        "weights_in_ram": weights_in_ram,
         "stack_bytes": stack_bytes,
         "plan": plan_section(program, plan),
         "regions": {r.name: _region_row(r, usage[r.name], predicted=True) for r in board.regions},

@@ -111,3 +111,16 @@ def test_arena_too_big_for_dtcm_goes_to_the_next_fastest_region(tmp_path):
     run = compiled.run()
     assert run.bit_exact
     assert compiled.report["regions"]["sram"]["used"] == compiled.report["arena"]["bytes"]
+
+
+def test_weights_copied_to_ram_when_asked(shared_dir, tmp_path):
+    compiled = mcu_compile.compile(shared_dir / "models" / "kws_ref_model.tflite", out_dir=tmp_path / "kws",
+                                   weights_in_ram=True)
+    run = compiled.run()
+    assert run.bit_exact
+    from mcu_compile.elf import symbols
+    weights = {s.name: s for s in symbols(run.elf) if s.name.endswith("Conv2D") or "dense" in s.name}
+    dtcm = compiled.board.region("dtcm")
+    assert weights and all(dtcm.contains(s.address) for s in weights.values())
+    # the flash still holds their load image; the data region now holds them too
+    assert compiled.report["regions"]["dtcm"]["used"] > compiled.report["weights_bytes"]
