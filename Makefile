@@ -18,8 +18,8 @@ toolchain:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing Python packages into $(VENV) (torch 2.13.0 CPU, torchao, tflite-micro, vela...)"
-	@$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
-	@$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,npu]'
+	@$(PY) -m pip install -qq --disable-pip-version-check -c constraints.txt torch==2.13.0
+	@$(PY) -m pip install -qq --disable-pip-version-check -c constraints.txt -e '.[test,npu]'
 	@touch $(STAMP)
 
 demo: setup
