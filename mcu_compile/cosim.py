@@ -3,7 +3,7 @@
 QEMU's mps3-an547 is the Corstone-300 subsystem (Cortex-M55, same memory map) without the
 NPU. run_cosim() runs the firmware built for an NPU board there and, whenever the driver
 (firmware_templates/platform/mcu_npu.c) starts a job, stops the CPU, executes the job's
-command stream with the functional model (mcu_compile/ethosu_model.py, run_payload) on the
+command stream with the functional model (mcu_compile/ethosu_model/, run_payload) on the
 firmware's own memory and lets the CPU continue with the status the job ended with.
 
 Why the gdbstub: QEMU's GDB remote serial protocol (RSP, `-gdb tcp:...`) is the one
