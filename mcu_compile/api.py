@@ -126,22 +126,23 @@ class CompiledModel:
         return _load_vectors(self.project_dir / EXPECTED_FILE)
 
     def build(self) -> Path:
+        manifest = self._manifest()
         elf = build_project(self.project_dir)
-        if self._manifest().get("stack_policy") == "auto":
-            elf = self._fit_stack_reserve(elf)
+        stack = worst_case_stack(self.project_dir)  # from the code: a relink does not change it
+        if manifest.get("stack_policy") == "auto":
+            elf = self._reserve_stack(elf, align(stack.bytes, STACK_ALIGN))
         heap = heap_symbols(elf)
         if heap:
             raise HeapError(f"the firmware links heap functions ({', '.join(heap)}); "
                             f"a kernel or the runtime calls malloc: report this as a bug")
-        weights = set(self._manifest()["weight_symbols"])
+        weights = set(manifest["weight_symbols"])
         self.report = with_elf(self.report, self.board, elf_summary(elf, self.board, weights))
-        self.report["stack"] = worst_case_stack(self.project_dir).as_dict()
+        self.report["stack"] = stack.as_dict()
         self._save_report()
         return elf
 
-    def _fit_stack_reserve(self, elf: Path) -> Path:
+    def _reserve_stack(self, elf: Path, reserve: int) -> Path:
         """Relinks with the stack reserve set to the worst case the call graph allows."""
-        reserve = align(worst_case_stack(self.project_dir).bytes, STACK_ALIGN)
         if reserve != self.report["stack_bytes"]:
             self.report["stack_bytes"] = reserve
             _render_platform(self.project_dir, self.board, self.vectors(), reserve, self.report["arena"])
