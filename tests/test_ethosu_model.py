@@ -1,5 +1,6 @@
-"""The Ethos-U55 functional model: parser, access checker, and bit-exactness against
-TFLite Micro on the MLPerf Tiny models, seed 003's MobileNetV2 and single operators."""
+"""The Ethos-U functional model: parser, access checker, and bit-exactness against
+TFLite Micro on the MLPerf Tiny models, seed 003's MobileNetV2 and single operators, for
+the Ethos-U55-128 (corstone-300) and the Ethos-U85-256 (corstone-320)."""
 from __future__ import annotations
 
 import struct
@@ -19,6 +20,8 @@ from mcu_compile.tflite_io import load_tflite, write_tflite
 
 BOARD = "corstone-300"
 ACCEL = "ethos-u55-128"
+U85_BOARD = "corstone-320"
+U85_ACCEL = "ethos-u85-256"
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -38,10 +41,10 @@ def regions_for(part, inputs: list[np.ndarray]) -> dict[int, bytearray]:
     return {0: bytearray(part.read_only), 1: scratch, 2: scratch}
 
 
-def npu_outputs(part, inputs, like: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+def npu_outputs(part, inputs, like: list[np.ndarray], accel: str = ACCEL) -> tuple[list[np.ndarray], float]:
     regions = regions_for(part, inputs)
     start = time.perf_counter()
-    run_payload(part.payload_cop2, regions, ACCEL)
+    run_payload(part.payload_cop2, regions, accel)
     elapsed = time.perf_counter() - start
     outs = []
     for name, ref in zip(part.outputs, like):
@@ -66,14 +69,15 @@ def random_inputs(program: Program, rng) -> list[np.ndarray]:
     return [rng.integers(-128, 128, program.tensor(n).shape, dtype=np.int8) for n in program.inputs]
 
 
-def assert_bit_exact(tflite_path: Path, program: Program, part, count: int, seed: int = 0) -> float:
+def assert_bit_exact(tflite_path: Path, program: Program, part, count: int, seed: int = 0,
+                     accel: str = ACCEL) -> float:
     """Runs `count` random inputs through both; returns the slowest NPU-model run in ms."""
     rng = np.random.default_rng(seed)
     slowest = 0.0
     for index in range(count):
         inputs = random_inputs(program, rng)
         ref = tflm_outputs(tflite_path, inputs)
-        got, elapsed = npu_outputs(part, inputs, ref)
+        got, elapsed = npu_outputs(part, inputs, ref, accel)
         slowest = max(slowest, elapsed * 1000)
         for g, r in zip(got, ref):
             diff = np.abs(g.astype(int) - r.astype(int))
@@ -89,12 +93,12 @@ def mlperf():
         pytest.skip(f"{shared} not found")
     cache = {}
 
-    def get(name):
-        if name not in cache:
+    def get(name, board=BOARD):
+        if (name, board) not in cache:
             path = shared / f"{name}.tflite"
             program = load_tflite(path)
-            cache[name] = (path, program, compile_partition(program))
-        return cache[name]
+            cache[name, board] = (path, program, compile_partition(program, board))
+        return cache[name, board]
     return get
 
 
@@ -190,7 +194,8 @@ def test_mlperf_models_are_bit_exact_with_tflm(mlperf, name, count, budget_ms):
     assert slowest < budget_ms, f"{name}: {slowest:.0f} ms per inference"
 
 
-def test_seed003_mobilenetv2_is_bit_exact_with_tflm(tmp_path):
+@pytest.mark.parametrize("board, accel", [(BOARD, ACCEL), (U85_BOARD, U85_ACCEL)])
+def test_seed003_mobilenetv2_is_bit_exact_with_tflm(tmp_path, board, accel):
     torch = pytest.importorskip("torch")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     from models import MobileNetV2, seeded
@@ -201,7 +206,7 @@ def test_seed003_mobilenetv2_is_bit_exact_with_tflm(tmp_path):
     program = build_program(seeded(MobileNetV2(width=0.05), seed=2), example, calibration)
     path = tmp_path / "mobilenetv2.tflite"
     path.write_bytes(write_tflite(program))
-    assert_bit_exact(path, program, compile_partition(program), 5)
+    assert_bit_exact(path, program, compile_partition(program, board), 5, accel=accel)
 
 
 def test_cop1_payload_and_separate_io_regions_run_the_same(mlperf):
@@ -226,18 +231,21 @@ def test_cop1_payload_and_separate_io_regions_run_the_same(mlperf):
     assert bytes(regions[4]) == ref[0].tobytes()
 
 
-def test_u85_streams_parse_and_check_but_do_not_run(mlperf):
-    path, program, _ = mlperf("kws_ref_model")
-    part = compile_partition(program, "corstone-320")
+def test_u85_streams_parse_check_and_refuse_the_wrong_accelerator(mlperf):
+    _, program, part55 = mlperf("kws_ref_model")
+    part = compile_partition(program, U85_BOARD)
     stream = parse_payload(part.payload_cop2)
     assert (stream.product, stream.macs) == ("ethos-u85", 256)
     accesses = check_accesses(part.payload_cop2, {0: len(part.read_only), 1: part.scratch_bytes,
                                                   2: part.scratch_bytes})
     assert max(a.end for a in accesses if a.region == 1) <= part.scratch_bytes
-    with pytest.raises(NpuError, match="parsed and access-checked only"):
-        run_payload(part.payload_cop2, regions_for(part, [np.zeros((1, 49, 10, 1), np.int8)]), "ethos-u85-256")
+    zeros = [np.zeros((1, 49, 10, 1), np.int8)]
     with pytest.raises(NpuError, match="compiled for ethos-u85-256"):
-        run_payload(part.payload_cop2, regions_for(part, [np.zeros((1, 49, 10, 1), np.int8)]), ACCEL)
+        run_payload(part.payload_cop2, regions_for(part, zeros), ACCEL)
+    with pytest.raises(NpuError, match="compiled for ethos-u55-128"):
+        run_payload(part55.payload_cop2, regions_for(part55, zeros), U85_ACCEL)
+    with pytest.raises(NpuError, match="not 'ethos-u85-128'"):
+        run_payload(part.payload_cop2, regions_for(part, zeros), "ethos-u85-128")
 
 
 # ---- single operators on awkward shapes -------------------------------------------------------
@@ -381,3 +389,169 @@ def test_single_operators_are_bit_exact_with_tflm(case, tmp_path):
     part = compile_partition(program)
     check_accesses(part.payload_cop2, {0: len(part.read_only), 1: part.scratch_bytes, 2: part.scratch_bytes})
     assert_bit_exact(path, program, part, 3, seed=int(rng.integers(1 << 30)))
+
+
+# ---- Ethos-U85-256 (corstone-320) -----------------------------------------------------------------
+@pytest.mark.parametrize("name, count, budget_ms", [("ad01_int8", 10, 100), ("kws_ref_model", 10, 500),
+                                                     ("pretrainedResnet_quant", 8, 1000),
+                                                     ("vww_96_int8", 6, 1500)])
+def test_u85_mlperf_models_are_bit_exact_with_tflm(mlperf, name, count, budget_ms):
+    path, program, part = mlperf(name, U85_BOARD)
+    assert parse_payload(part.payload_cop2).product == "ethos-u85"
+    accesses = check_accesses(part.payload_cop2, {0: len(part.read_only), 1: part.scratch_bytes,
+                                                  2: part.scratch_bytes})
+    assert max(a.end for a in accesses if a.region == 1) <= part.scratch_bytes
+    slowest = assert_bit_exact(path, program, part, count, seed=85, accel=U85_ACCEL)
+    assert slowest < budget_ms, f"{name}: {slowest:.0f} ms per inference"
+
+
+def test_u85_streams_use_what_the_model_covers(mlperf):
+    """The four models exercise chaining, LUT loads, 2:4 sparse and fast-decoded weights."""
+    seen = set()
+    for name in ("kws_ref_model", "pretrainedResnet_quant", "vww_96_int8"):
+        for command in parse_payload(mlperf(name, U85_BOARD)[2].payload_cop2).commands:
+            if command.name == "OFM_PRECISION" and (command.param >> 14) & 3 == 2:
+                seen.add("chained")
+            if command.name == "ACTIVATION" and command.param & 0x1F:
+                seen.add("lut")
+            if command.name == "WEIGHT_FORMAT":
+                seen.add({0: "standard", 1: "fast", 0x10: "sparse", 0x11: "fast sparse"}[command.param])
+    assert seen >= {"chained", "lut", "standard", "sparse", "fast"}
+
+
+def _mean_program(rng) -> Program:
+    return _program([Tensor("x", (1, 7, 9, 13), "int8", _quant(rng)),
+                     Tensor("axes", (2,), "int32", None, np.array([1, 2], np.int32)),
+                     Tensor("y", (1, 1, 1, 13), "int8", _quant(rng))],
+                    [Op("MEAN", ["x", "axes"], ["y"], {"keep_dims": True})], ["x"], ["y"])
+
+
+def _pad_program(rng) -> Program:
+    q = _quant(rng)
+    return _program([Tensor("x", (1, 5, 6, 7), "int8", q),
+                     Tensor("p", (4, 2), "int32", None, np.array([[0, 0], [1, 2], [2, 1], [0, 0]], np.int32)),
+                     Tensor("y", (1, 8, 9, 7), "int8", q)], [Op("PAD", ["x", "p"], ["y"], {})], ["x"], ["y"])
+
+
+def _transpose_program(rng) -> Program:
+    q = _quant(rng)
+    return _program([Tensor("x", (1, 5, 6, 7), "int8", q),
+                     Tensor("p", (4,), "int32", None, np.array([0, 2, 1, 3], np.int32)),
+                     Tensor("y", (1, 6, 5, 7), "int8", q)], [Op("TRANSPOSE", ["x", "p"], ["y"], {})], ["x"], ["y"])
+
+
+def _concat_program(rng) -> Program:
+    q = _quant(rng)
+    return _program([Tensor("a", (1, 4, 5, 3), "int8", q), Tensor("b", (1, 4, 5, 6), "int8", q),
+                     Tensor("y", (1, 4, 5, 9), "int8", q)],
+                    [Op("CONCATENATION", ["a", "b"], ["y"], {"axis": 3})], ["a", "b"], ["y"])
+
+
+def _quantize_program(rng) -> Program:
+    return _program([Tensor("x", (1, 6, 7, 5), "int8", _quant(rng)), Tensor("y", (1, 6, 7, 5), "int8", _quant(rng))],
+                    [Op("QUANTIZE", ["x"], ["y"], {})], ["x"], ["y"])
+
+
+EXTRA_CASES = {  # run on both NPUs; on the U85 they use OP_SCALAR, 32-bit MUL and OFM transposes
+    "mean over H and W": _mean_program,
+    "pad": _pad_program,
+    "transpose H/W": _transpose_program,
+    "concatenation on channels": _concat_program,
+    "quantize (requantize int8)": _quantize_program,
+    "conv relu6": lambda r: conv_program(r, 8, 8, 4, 6, 3, 3, 1, "SAME", "RELU6"),
+    "max pool valid 2x2": lambda r: pool_program(r, "MAX_POOL_2D", 12, 10, 20, 2, 2, "VALID"),
+    "mul same shape relu": lambda r: binary_program(r, "MUL", (1, 4, 5, 19), (1, 4, 5, 19), act="RELU"),
+}
+
+
+@pytest.mark.parametrize("case", list(EXTRA_CASES))
+def test_more_single_operators_are_bit_exact_with_tflm(case, tmp_path):
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    program = EXTRA_CASES[case](rng)
+    path = tmp_path / "op.tflite"
+    path.write_bytes(write_tflite(program))
+    assert_bit_exact(path, program, compile_partition(program), 3, seed=int(rng.integers(1 << 30)))
+
+
+@pytest.mark.parametrize("case", list(CASES) + list(EXTRA_CASES))
+def test_u85_single_operators_are_bit_exact_with_tflm(case, tmp_path):
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    program = {**CASES, **EXTRA_CASES}[case](rng)
+    path = tmp_path / "op.tflite"
+    path.write_bytes(write_tflite(program))
+    part = compile_partition(program, U85_BOARD)
+    check_accesses(part.payload_cop2, {0: len(part.read_only), 1: part.scratch_bytes, 2: part.scratch_bytes})
+    assert_bit_exact(path, program, part, 3, seed=int(rng.integers(1 << 30)), accel=U85_ACCEL)
+
+
+def test_u85_cop1_payload_and_separate_io_regions_run_the_same(mlperf):
+    from mcu_compile.delegate import run_vela
+    path, program, part = mlperf("vww_96_int8", U85_BOARD)
+    inputs = random_inputs(program, np.random.default_rng(11))
+    ref = tflm_outputs(path, inputs)
+    regions = regions_for(part, inputs)
+    run_payload(part.payload_cop1, regions, U85_ACCEL)
+    offset = part.io_offsets[part.outputs[0]]
+    assert bytes(regions[1][offset:offset + ref[0].nbytes]) == ref[0].tobytes()
+    model, _ = run_vela(load_board(U85_BOARD), path.read_bytes(), "raw", "COP2", separate_io=True)
+    assert parse_payload(bytes(model.command_stream)).addressing == 2
+    scratch = bytearray(model.scratch.size)
+    regions = {0: bytearray(model.read_only.data), 1: scratch, 2: scratch,
+               3: bytearray(inputs[0].tobytes()), 4: bytearray(ref[0].nbytes)}
+    assert {a.region for a in check_accesses(bytes(model.command_stream), {k: len(v) for k, v in regions.items()})} \
+        >= {0, 1, 3, 4}
+    run_payload(bytes(model.command_stream), regions, U85_ACCEL)
+    assert bytes(regions[4]) == ref[0].tobytes()
+
+
+def _first(stream, name: str):
+    return next(c for c in stream.commands if c.name == name)
+
+
+@pytest.mark.parametrize("register, value, message", [
+    ("ACC_FORMAT", 0x0210, r"NPU_OP_CONV at byte \d+: ACC_FORMAT \(set at byte \d+\) keeps or chains"),
+    ("ACC_FORMAT", 0x0201, r"NPU_OP_CONV at byte \d+: .*48-bit accumulator"),
+    ("OFM_PRECISION", 0x0241, r"NPU_OP_CONV at byte \d+: OFM_PRECISION \(set at byte \d+\) reverses"),
+    ("OFM_PRECISION", 0xC041, r"NPU_OP_CONV at byte \d+: .*selects none storage for the OFM"),
+    ("IFM_UPSCALE", 0x0001, r"NPU_OP_CONV at byte \d+: IFM_UPSCALE .* upscaling"),
+])
+def test_u85_uncovered_features_are_errors_naming_the_command(mlperf, register, value, message):
+    _, _, part = mlperf("ad01_int8", U85_BOARD)
+    command = _first(parse_payload(part.payload_cop2), register)
+    word = struct.unpack_from("<I", part.payload_cop2, command.offset)[0]
+    bad = _patched(part.payload_cop2, command.offset, (word & 0xFFFF) | value << 16)
+    with pytest.raises(NpuError, match=message):
+        run_payload(bad, regions_for(part, [np.zeros(640, np.int8)]), U85_ACCEL)
+
+
+def test_u85_lut_tables_come_from_the_streams_dma(mlperf):
+    """The softmax's exp table is what the stream's DMA loads into the LUT RAM: without the
+    DMA (turned into a no-op) the output changes; the LUT RAM starts zeroed on every run."""
+    path, program, part = mlperf("kws_ref_model", U85_BOARD)
+    stream = parse_payload(part.payload_cop2)
+    dma = _first(stream, "NPU_OP_DMA_START")
+    bad = _patched(part.payload_cop2, dma.offset, 0x0013)  # DMA_START -> PMU_MASK (no effect)
+    inputs = random_inputs(program, np.random.default_rng(3))
+    ref = tflm_outputs(path, inputs)
+    good, _ = npu_outputs(part, inputs, ref, U85_ACCEL)
+    assert good[0].tobytes() == ref[0].tobytes()
+    regions = regions_for(part, inputs)
+    run_payload(bad, regions, U85_ACCEL)
+    offset = part.io_offsets[part.outputs[0]]
+    assert bytes(regions[1][offset:offset + ref[0].nbytes]) != ref[0].tobytes()
+
+
+def test_u85_fast_weight_stream_is_decoded_without_vela(tmp_path):
+    """Vela's Python decoder aborts the process on fast-weight-decoder streams; ours reads them."""
+    from mcu_compile.ethosu_model.weights85 import decode_fwd
+    case = "fully connected wide"
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    program = CASES[case](rng)
+    part = compile_partition(program, U85_BOARD)
+    stream = parse_payload(part.payload_cop2)
+    assert _first(stream, "WEIGHT_FORMAT").param & 1
+    base, length = _first(stream, "WEIGHT_BASE").value, _first(stream, "WEIGHT_LENGTH").value
+    values = decode_fwd(bytes(part.read_only[base:base + length]), 300 * 70, "test")
+    assert sorted(np.unique(values)) == sorted(np.unique(program.tensor("w").data))
+    with pytest.raises(NpuError, match="holds fewer than"):
+        decode_fwd(bytes(part.read_only[base:base + length]), 10 ** 6, "test")

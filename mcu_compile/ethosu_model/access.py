@@ -91,6 +91,13 @@ def op_accesses(regs: Registers, op: Command, product: str = "ethos-u55") -> lis
                    if kind == "SCALE" or regs.values.get(f"{kind}_LENGTH", 0)]
     if _in_memory(regs, op, "OFM_PRECISION", u85):
         ofm = feature_map(regs, "OFM", op, "OFM_PRECISION")
+        if u85:  # a transposed OFM is laid out in the permuted shape (u85.TRANSPOSES)
+            from .u85 import TRANSPOSES
+            transpose = (regs.get("OFM_PRECISION", op) >> 11) & 7
+            if transpose not in TRANSPOSES:
+                raise NpuError(f"{op.name} at byte {op.offset}: {regs.where('OFM_PRECISION')} selects OFM "
+                               f"transpose {transpose}, which is unknown")
+            out = tuple(out[axis] for axis in TRANSPOSES[transpose])
         result.append(_fm_access(regs, op, ofm, out, "OFM", True))
     return result
 

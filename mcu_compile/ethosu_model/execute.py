@@ -1,4 +1,5 @@
-"""Executing a U55 register stream over region byte arrays (ETHOSU.md section 7, step 2).
+"""Executing a U55 register stream over region byte arrays (ETHOSU.md section 7, step 2);
+run_payload hands U85 streams to u85.py.
 
 Every kernel operation reads the register state at the moment its NPU_OP_* command is
 parsed; DMA and kernel operations complete in stream order (the waits only order
@@ -21,6 +22,7 @@ LUT_SLOT = 256
 # macs -> (SHRAM banks, banks reserved for LUTs at the end): regor s_EthosU55Configs
 SHRAM = {32: (16, 0), 64: (16, 0), 128: (24, 2), 256: (48, 2)}
 ACCELERATORS = {"ethos-u55-32": 32, "ethos-u55-64": 64, "ethos-u55-128": 128, "ethos-u55-256": 256}
+ACCELERATORS_U85 = {"ethos-u85-256": 256}  # u85.py: the U85 dialect
 
 
 @dataclass
@@ -386,9 +388,10 @@ NO_EFFECT = {"NPU_OP_DMA_WAIT", "NPU_OP_KERNEL_WAIT", "NPU_OP_PMU_MASK", "NPU_OP
 def run_payload(payload: bytes, regions: dict[int, bytearray], accelerator: str = "ethos-u55-128") -> None:
     """Execute the stream, mutating the region byte arrays in place."""
     stream = parse_payload(payload)
+    if accelerator in ACCELERATORS_U85:
+        return _run_u85(stream, regions, accelerator)
     if accelerator not in ACCELERATORS:
-        raise NpuError(f"run_payload covers {sorted(ACCELERATORS)}, not {accelerator!r}"
-                       + (" (the U85 dialect is parsed and access-checked only)" if "u85" in accelerator else ""))
+        raise NpuError(f"run_payload covers {sorted(ACCELERATORS) + sorted(ACCELERATORS_U85)}, not {accelerator!r}")
     macs = ACCELERATORS[accelerator]
     if stream.product != "ethos-u55" or stream.macs != macs:
         raise NpuError(f"payload was compiled for {stream.product}-{stream.macs} (CONFIG 0x{stream.config:08x}), "
@@ -404,3 +407,12 @@ def run_payload(payload: bytes, regions: dict[int, bytearray], accelerator: str 
             return
         elif command.name not in NO_EFFECT:
             raise NpuError(f"{command.name} at byte {command.offset} is not covered by the functional model")
+
+
+def _run_u85(stream, regions: dict[int, bytearray], accelerator: str) -> None:
+    from .u85 import run_u85
+    macs = ACCELERATORS_U85[accelerator]
+    if stream.product != "ethos-u85" or stream.macs != macs:
+        raise NpuError(f"payload was compiled for {stream.product}-{stream.macs} (CONFIG 0x{stream.config:08x}), "
+                       f"not {accelerator}")
+    run_u85(stream, regions, macs)
