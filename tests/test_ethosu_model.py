@@ -209,25 +209,26 @@ def test_seed003_mobilenetv2_is_bit_exact_with_tflm(tmp_path, board, accel):
     assert_bit_exact(path, program, compile_partition(program, board), 5, accel=accel)
 
 
-def test_cop1_payload_and_separate_io_regions_run_the_same(mlperf):
+@pytest.mark.parametrize("name, board, accel, seed", [("kws_ref_model", BOARD, ACCEL, 7),
+                                                      ("vww_96_int8", U85_BOARD, U85_ACCEL, 11)])
+def test_cop1_payload_and_separate_io_regions_run_the_same(mlperf, name, board, accel, seed):
     """The .tflite's COP1 stream, and a stream with its input in region 3 and output in 4."""
     from mcu_compile.delegate import run_vela
-    path, program, part = mlperf("kws_ref_model")
-    rng = np.random.default_rng(7)
-    inputs = random_inputs(program, rng)
+    path, program, part = mlperf(name, board)
+    inputs = random_inputs(program, np.random.default_rng(seed))
     ref = tflm_outputs(path, inputs)
     regions = regions_for(part, inputs)
-    run_payload(part.payload_cop1, regions, ACCEL)
+    run_payload(part.payload_cop1, regions, accel)
     offset = part.io_offsets[part.outputs[0]]
     assert bytes(regions[1][offset:offset + ref[0].nbytes]) == ref[0].tobytes()
-    model, _ = run_vela(load_board(BOARD), path.read_bytes(), "raw", "COP2", separate_io=True)
+    model, _ = run_vela(load_board(board), path.read_bytes(), "raw", "COP2", separate_io=True)
     assert parse_payload(bytes(model.command_stream)).addressing == 2
     scratch = bytearray(model.scratch.size)
     regions = {0: bytearray(model.read_only.data), 1: scratch, 2: scratch,
                3: bytearray(inputs[0].tobytes()), 4: bytearray(ref[0].nbytes)}
     assert {a.region for a in check_accesses(bytes(model.command_stream), {k: len(v) for k, v in regions.items()})} \
         >= {0, 1, 3, 4}
-    run_payload(bytes(model.command_stream), regions, ACCEL)
+    run_payload(bytes(model.command_stream), regions, accel)
     assert bytes(regions[4]) == ref[0].tobytes()
 
 
@@ -482,26 +483,6 @@ def test_u85_single_operators_are_bit_exact_with_tflm(case, tmp_path):
     part = compile_partition(program, U85_BOARD)
     check_accesses(part.payload_cop2, {0: len(part.read_only), 1: part.scratch_bytes, 2: part.scratch_bytes})
     assert_bit_exact(path, program, part, 3, seed=int(rng.integers(1 << 30)), accel=U85_ACCEL)
-
-
-def test_u85_cop1_payload_and_separate_io_regions_run_the_same(mlperf):
-    from mcu_compile.delegate import run_vela
-    path, program, part = mlperf("vww_96_int8", U85_BOARD)
-    inputs = random_inputs(program, np.random.default_rng(11))
-    ref = tflm_outputs(path, inputs)
-    regions = regions_for(part, inputs)
-    run_payload(part.payload_cop1, regions, U85_ACCEL)
-    offset = part.io_offsets[part.outputs[0]]
-    assert bytes(regions[1][offset:offset + ref[0].nbytes]) == ref[0].tobytes()
-    model, _ = run_vela(load_board(U85_BOARD), path.read_bytes(), "raw", "COP2", separate_io=True)
-    assert parse_payload(bytes(model.command_stream)).addressing == 2
-    scratch = bytearray(model.scratch.size)
-    regions = {0: bytearray(model.read_only.data), 1: scratch, 2: scratch,
-               3: bytearray(inputs[0].tobytes()), 4: bytearray(ref[0].nbytes)}
-    assert {a.region for a in check_accesses(bytes(model.command_stream), {k: len(v) for k, v in regions.items()})} \
-        >= {0, 1, 3, 4}
-    run_payload(bytes(model.command_stream), regions, U85_ACCEL)
-    assert bytes(regions[4]) == ref[0].tobytes()
 
 
 def _first(stream, name: str):
