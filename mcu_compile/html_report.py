@@ -371,6 +371,8 @@ def page_context(report: dict) -> dict:
         "timeline_height": int(round(height * CSS_DPI)),
         "flash": _flash(report),
         "op_counts": sorted(report["model"]["op_counts"].items(), key=lambda kv: (-kv[1], kv[0])),
+        "placement": report.get("ops", []),
+        "npu": report.get("npu"),
     }
 
 

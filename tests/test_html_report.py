@@ -164,3 +164,14 @@ def test_kws_reference_model(shared_dir, tmp_path):
     page = write_html(compiled.report, tmp_path / "kws.html").read_text()
     assert len(re.findall(r'<tr class="(?:peak)?" id="op-', page)) == len(compiled.report["plan"]["ops"])
     assert "activation_1/Relu" in page   # TFLite's fused names shortened
+
+
+def test_npu_placement_and_reasons_are_on_the_page(tmp_path):
+    from test_delegate import pool_stride_4_program
+    from mcu_compile.tflite_io import write_tflite
+    path = tmp_path / "pool4.tflite"
+    path.write_bytes(write_tflite(pool_stride_4_program()))
+    compiled = mcu_compile.compile(path, board="corstone-300", out_dir=tmp_path / "fw")
+    page = (write_html(compiled.report, tmp_path / "r.html")).read_text()
+    assert "ethos-u55-128" in page and "2 ops on the NPU" in page
+    assert "Unsupported kernel stride: 4, 4" in page
