@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     model, compiled, (x_test, y_test) = compile_digits(args.board, args.out / args.board)
     fp = float_accuracy(model, x_test, y_test)
-    q = int8_accuracy(compiled.program, x_test, y_test)
+    q = int8_accuracy(compiled.reference_program, x_test, y_test)
     run = compiled.run()
     print(f"float accuracy {fp:.2%}, int8 accuracy {q:.2%} on {len(y_test)} held-out digits")
     print(f"firmware on {args.board}: {len(run.outputs)} images, bit-exact={run.bit_exact}, "

@@ -35,6 +35,7 @@ from .tflite_io import load_tflite, write_tflite
 
 MANIFEST = "mcu_compile.json"
 PROGRAM_FILE = "program.tflite"
+REFERENCE_FILE = "program_reference.tflite"  # before delegation, when an NPU takes part
 VECTORS_FILE = "test_vectors.npz"
 EXPECTED_FILE = "expected.npz"
 
@@ -108,12 +109,22 @@ class CompiledModel:
     report: dict
     board: Board
     _program: Program | None = field(default=None, repr=False)
+    _reference: Program | None = field(default=None, repr=False)
 
     @property
     def program(self) -> Program:
+        """The Edge program as written to program_path (NPU partitions as ETHOS_U ops)."""
         if self._program is None:
             self._program = load_tflite(self.program_path)
         return self._program
+
+    @property
+    def reference_program(self) -> Program:
+        """The Edge program before delegation: what the host reference runs."""
+        if self._reference is None:
+            path = self.project_dir / REFERENCE_FILE
+            self._reference = load_tflite(path) if path.is_file() else self.program
+        return self._reference
 
     @property
     def uses_npu(self) -> bool:
@@ -153,24 +164,43 @@ class CompiledModel:
         """Build, run on the board's simulator and compare with the host reference.
 
         inputs: None (the bundled test vectors) or a list of input tuples (float in
-        PyTorch layout, or int8 in the Edge program's layout). Firmware with NPU jobs
-        runs on the board's FVP when it is installed, otherwise in QEMU with each NPU job
+        PyTorch layout, or int8 in the Edge program's layout); as many as fit the flash
+        go into one firmware build, the rest into the next. Firmware with NPU jobs runs
+        on the board's FVP when it is installed, otherwise in QEMU with each NPU job
         executed by the functional model (npu_sim="model"); CPU-only firmware on QEMU.
         """
-        if inputs is not None:
-            vectors = [to_program_inputs(self.program, v) for v in inputs]
-            _write_vectors(self.project_dir, self.program, self.board, vectors,
+        if inputs is None:
+            return self._run_bundled(timeout, npu_sim)
+        vectors = [to_program_inputs(self.program, v) for v in inputs]
+        if not vectors:
+            raise InputError("run(inputs=[]) has nothing to run: give at least one input tuple")
+        per_build = self._vectors_per_build(vectors[0])
+        runs = []
+        for start in range(0, len(vectors), per_build):
+            _write_vectors(self.project_dir, self.reference_program, self.board, vectors[start:start + per_build],
                            self.report["stack_bytes"], self.report["arena"])
+            runs.append(self._run_bundled(timeout, npu_sim))
+        return ModelRun([v for r in runs for v in r.inputs], [o for r in runs for o in r.outputs],
+                        [e for r in runs for e in r.expected], [n for r in runs for n in r.instructions],
+                        runs[-1].elf, runs[-1].npu_sim, sum(r.npu_jobs for r in runs))
+
+    def _vectors_per_build(self, vector: list[np.ndarray]) -> int:
+        """How many test vectors the code region holds besides the firmware itself."""
+        row = self.report["regions"][self.board.code_region]
+        bundled = self.report.get("elf", {}).get("flash", {}).get("test_vectors", 0)
+        room = row["size"] - (row["used"] - bundled) - 4096  # margin: code estimate, alignment, tables
+        return max(1, room // max(1, sum(a.nbytes for a in vector)))
+
+    def _run_bundled(self, timeout: float, npu_sim: str | None) -> ModelRun:
         elf = self.build()
         if self.uses_npu or npu_sim is not None:
             result = simulate(self.board, elf, timeout=timeout, npu_sim=npu_sim)
         else:
             result = run_qemu(self.board, elf, timeout=timeout)
-        vectors, expected = self.vectors(), self.expected()
         outputs = [[np.frombuffer(raw, dtype=np.int8).reshape(self.program.tensor(name).shape)
                     for raw, name in zip(per_vector, self.program.outputs)]
                    for per_vector in result.outputs]
-        run = ModelRun(vectors, outputs, expected, list(result.instructions), elf,
+        run = ModelRun(self.vectors(), outputs, self.expected(), list(result.instructions), elf,
                        npu_sim=getattr(result, "npu_sim", result.simulator) if self.uses_npu else "none",
                        npu_jobs=getattr(result, "npu_jobs", 0))
         self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions,
@@ -299,6 +329,8 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     program_path = project_dir / PROGRAM_FILE
     program_path.write_bytes(write_tflite(with_offline_plan(
         edge_program, plan_for_file(edge_program, firmware_program, plan))))
+    if edge_program is not program:
+        (project_dir / REFERENCE_FILE).write_bytes(write_tflite(program))
     weight_symbols = render_model(firmware_program, plan, report["arena"]["region"], project_dir, board_info.npu,
                                   weights_in_ram)
     vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
@@ -307,7 +339,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     (project_dir / MANIFEST).write_text(json.dumps(
         {"board": board_info.name, "weight_symbols": weight_symbols, "stack_policy": stack_policy,
          "report": report}, indent=1))
-    return CompiledModel(project_dir, program_path, report, board_info, program)
+    return CompiledModel(project_dir, program_path, report, board_info, _program=edge_program, _reference=program)
 
 
 def load(project_dir: str | Path) -> CompiledModel:

@@ -35,11 +35,14 @@ def arena_region(board: Board, arena_bytes: int, stack_bytes: int, npu_reachable
 def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int,
                      npu_reachable: bool = False, weights_in_ram: bool = False) -> dict:
     weights = sum(t.nbytes for t in program.weights())
+    # per-channel multiplier and shift tables, 8 B per output channel, generated beside the weights
+    requant = sum(8 * program.tensor(op.inputs[1]).shape[-1 if op.kind == "DEPTHWISE_CONV_2D" else 0]
+                  for op in program.ops if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
     npu_const = sum(t.nbytes for op in program.ops if op.kind == "ETHOS_U" for t in [program.tensor(op.inputs[1])]) + \
         sum(len(op.options["cop2_payload"]) for op in program.ops if op.kind == "ETHOS_U")
     region = arena_region(board, plan.arena_bytes, stack_bytes, npu_reachable)
     usage = {r.name: 0 for r in board.regions}
-    usage[board.code_region] += weights + CODE_ESTIMATE_BYTES
+    usage[board.code_region] += weights + requant + CODE_ESTIMATE_BYTES
     usage[region] += plan.arena_bytes
     usage[board.data_region] += stack_bytes + (weights if weights_in_ram else 0)
     if npu_const:

@@ -185,13 +185,12 @@ def test_missing_region_and_misaligned_brick_base_are_errors(mlperf):
 
 
 # ---- whole models -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, count, budget_ms", [("ad01_int8", 10, 100), ("kws_ref_model", 10, 500),
-                                                     ("pretrainedResnet_quant", 8, 1000),
-                                                     ("vww_96_int8", 6, 1500)])
-def test_mlperf_models_are_bit_exact_with_tflm(mlperf, name, count, budget_ms):
+# Bit-exactness only: speed is measured (README, closing note), never asserted in wall-clock time.
+@pytest.mark.parametrize("name, count", [("ad01_int8", 10), ("kws_ref_model", 10),
+                                         ("pretrainedResnet_quant", 8), ("vww_96_int8", 6)])
+def test_mlperf_models_are_bit_exact_with_tflm(mlperf, name, count):
     path, program, part = mlperf(name)
-    slowest = assert_bit_exact(path, program, part, count)
-    assert slowest < budget_ms, f"{name}: {slowest:.0f} ms per inference"
+    assert_bit_exact(path, program, part, count)
 
 
 @pytest.mark.parametrize("board, accel", [(BOARD, ACCEL), (U85_BOARD, U85_ACCEL)])
@@ -393,17 +392,16 @@ def test_single_operators_are_bit_exact_with_tflm(case, tmp_path):
 
 
 # ---- Ethos-U85-256 (corstone-320) -----------------------------------------------------------------
-@pytest.mark.parametrize("name, count, budget_ms", [("ad01_int8", 10, 100), ("kws_ref_model", 10, 500),
-                                                     ("pretrainedResnet_quant", 8, 1000),
-                                                     ("vww_96_int8", 6, 1500)])
-def test_u85_mlperf_models_are_bit_exact_with_tflm(mlperf, name, count, budget_ms):
+# Bit-exactness only: speed is measured (README, closing note), never asserted in wall-clock time.
+@pytest.mark.parametrize("name, count", [("ad01_int8", 10), ("kws_ref_model", 10),
+                                         ("pretrainedResnet_quant", 8), ("vww_96_int8", 6)])
+def test_u85_mlperf_models_are_bit_exact_with_tflm(mlperf, name, count):
     path, program, part = mlperf(name, U85_BOARD)
     assert parse_payload(part.payload_cop2).product == "ethos-u85"
     accesses = check_accesses(part.payload_cop2, {0: len(part.read_only), 1: part.scratch_bytes,
                                                   2: part.scratch_bytes})
     assert max(a.end for a in accesses if a.region == 1) <= part.scratch_bytes
-    slowest = assert_bit_exact(path, program, part, count, seed=85, accel=U85_ACCEL)
-    assert slowest < budget_ms, f"{name}: {slowest:.0f} ms per inference"
+    assert_bit_exact(path, program, part, count, seed=85, accel=U85_ACCEL)
 
 
 def test_u85_streams_use_what_the_model_covers(mlperf):

@@ -59,7 +59,7 @@ def test_seed003_mobilenetv2_bit_exact_and_arena_known_at_compile_time(tmp_path)
 def test_digits_cnn_accuracy_and_bit_exact_firmware(board, tmp_path):
     model, compiled, (x_test, y_test) = digits.compile_digits(board, tmp_path)
     float_acc = digits.float_accuracy(model, x_test, y_test)
-    int8_acc = digits.int8_accuracy(compiled.program, x_test, y_test)
+    int8_acc = digits.int8_accuracy(compiled.reference_program, x_test, y_test)
     assert float_acc > 0.9
     assert abs(float_acc - int8_acc) <= 0.01
     run = compiled.run()
