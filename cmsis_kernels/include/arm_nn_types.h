@@ -9,6 +9,23 @@
 
 #include <stdint.h>
 
+/*
+ * Optimised kernel paths, derived from the compiler's target features as CMSIS-NN does,
+ * so the build needs no extra -D flags:
+ *   ARM_MATH_MVEI  Helium integer (M-profile Vector Extension), e.g. Cortex-M55/M85;
+ *   ARM_MATH_DSP   32-bit SIMD / dual 16-bit MAC (SMLAD), e.g. Cortex-M4/M7/M33 and M55.
+ * A kernel checks ARM_MATH_MVEI first, then ARM_MATH_DSP, else runs its portable C,
+ * which stays the reference. Define MCU_NN_PORTABLE to force the portable C everywhere.
+ */
+#if !defined(MCU_NN_PORTABLE)
+#if defined(__ARM_FEATURE_MVE) && ((__ARM_FEATURE_MVE & 1) == 1) && !defined(ARM_MATH_MVEI)
+#define ARM_MATH_MVEI
+#endif
+#if defined(__ARM_FEATURE_DSP) && (__ARM_FEATURE_DSP == 1) && !defined(ARM_MATH_DSP)
+#define ARM_MATH_DSP
+#endif
+#endif
+
 typedef enum
 {
     ARM_CMSIS_NN_SUCCESS = 0,
