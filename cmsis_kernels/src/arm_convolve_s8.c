@@ -13,7 +13,9 @@
  * ARM_MATH_DSP (SMLAD): the int16 columns of the portable path, with each group of four
  * values stored as (0, 2, 1, 3) so that they pair with the SXTB16-widened weights; two dual
  * 16-bit MACs per four weights and column.
- * Only the order of the integer sums changes; the requantization is the portable one.
+ * Only the order of the integer sums changes. The Helium path requantizes the four pixels of
+ * one channel as one vector (mcu_requantize_s8_mve, bit-exact with the scalar code); the
+ * others use the scalar requantization.
  */
 #include <string.h>
 
@@ -235,11 +237,13 @@ static void conv_columns_mve(const int8_t *const cols[4],
     const int8_t *c3 = n_px > 3 ? cols[3] : c0;
     const int32_t main_len = col_len & ~15;
     const mve_pred16_t tail = vctp8q((uint32_t)(col_len - main_len));
+    /* Byte offsets of the n_px pixels' outputs of one channel, and the lanes that exist. */
+    const uint32x4_t px_offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)out_ch);
+    const mve_pred16_t px_lanes = vctp32q((uint32_t)n_px);
 
     for (int32_t oc = 0; oc < out_ch; oc++)
     {
         const int8_t *w = filter + oc * col_len;
-        int32_t acc[4];
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         int32_t sum_w = 0;
         const int8_t *w_ptr = w;
@@ -272,13 +276,27 @@ static void conv_columns_mve(const int8_t *const cols[4],
             a3 = vmladavaq_s8(a3, vldrbq_z_s8(c3 + main_len, tail), wv);
         }
         const int32_t base = (bias != NULL ? bias[oc] : 0) + p->input_offset * sum_w;
-        acc[0] = base + a0;
-        acc[1] = base + a1;
-        acc[2] = base + a2;
-        acc[3] = base + a3;
-        for (int32_t k = 0; k < n_px; k++)
+        int32x4_t accv = vdupq_n_s32(a0);
+        accv = vsetq_lane_s32(a1, accv, 1);
+        accv = vsetq_lane_s32(a2, accv, 2);
+        accv = vsetq_lane_s32(a3, accv, 3);
+        accv = vaddq_n_s32(accv, base);
+        /* The four pixels share the channel's multiplier and shift. */
+        const int32x4_t value = mcu_requantize_s8_mve(accv, vdupq_n_s32(q->multiplier[oc]), vdupq_n_s32(q->shift[oc]),
+                                                      p->output_offset, p->activation.min, p->activation.max);
+        if (add == NULL)
         {
-            out[k * out_ch + oc] = conv_output(acc[k], oc, p, q, add, res != NULL ? res + k * out_ch : NULL);
+            vstrbq_scatter_offset_p_s32(out + oc, px_offsets, value, px_lanes);
+        }
+        else
+        {
+            /* Each residual value is read before the output at the same index overwrites it. */
+            int32_t v[4];
+            vstrwq_s32(v, value);
+            for (int32_t k = 0; k < n_px; k++)
+            {
+                out[k * out_ch + oc] = mcu_add_one_s8((int8_t)v[k], res[k * out_ch + oc], add);
+            }
         }
     }
 }

@@ -30,7 +30,8 @@ static inline int32_t mcu_clamp(int32_t x, int32_t lo, int32_t hi)
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
-/* round(a * b / 2^31), half away from zero; only INT32_MIN * INT32_MIN saturates. */
+/* a * b / 2^31 rounded to nearest, ties toward +infinity (gemmlowp: the nudge, then a
+ * division truncating toward zero); only INT32_MIN * INT32_MIN saturates. */
 static inline int32_t mcu_doubling_high_mult(int32_t a, int32_t b)
 {
     if (a == MCU_INT32_MIN && b == MCU_INT32_MIN)
@@ -58,9 +59,23 @@ static inline int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shif
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
+#if defined(ARM_MATH_DSP) && !defined(ARM_MATH_MVEI)
+    /* The same results in 32-bit steps with one SMULL: the saturating left shift compares
+     * against the limits instead of shifting in 64 bits, and the rounding of the doubling
+     * high multiply is round half up (towards +infinity) for either sign, as gemmlowp's
+     * nudge and truncating division give, i.e. floor((a * b + 2^30) / 2^31). */
+    const int32_t hi_lim = MCU_INT32_MAX >> left;
+    const int32_t lo_lim = MCU_INT32_MIN >> left;
+    const int32_t a = x > hi_lim ? MCU_INT32_MAX : (x < lo_lim ? MCU_INT32_MIN : (int32_t)((uint32_t)x << left));
+    const int32_t high = (a == MCU_INT32_MIN && multiplier == MCU_INT32_MIN)
+                             ? MCU_INT32_MAX
+                             : (int32_t)(((int64_t)a * multiplier + (1 << 30)) >> 31);
+    return mcu_divide_by_power_of_two(high, right);
+#else
     int64_t scaled = (int64_t)x * ((int64_t)1 << left);
     scaled = scaled > MCU_INT32_MAX ? MCU_INT32_MAX : (scaled < MCU_INT32_MIN ? MCU_INT32_MIN : scaled);
     return mcu_divide_by_power_of_two(mcu_doubling_high_mult((int32_t)scaled, multiplier), right);
+#endif
 }
 
 /* Requantize a 32-bit accumulator to the int8 output domain. */
@@ -69,6 +84,35 @@ static inline int8_t mcu_requantize_s8(int32_t acc, int32_t multiplier, int32_t 
 {
     return (int8_t)mcu_clamp(mcu_requantize(acc, multiplier, shift) + out_offset, act_min, act_max);
 }
+
+#if defined(ARM_MATH_MVEI)
+/* mcu_requantize on four lanes, each with its own multiplier and shift; bit-exact with the
+ * scalar code for every input. The left shift saturates (VQSHL), VQRDMULH is
+ * SaturatingRoundingDoublingHighMul, and the rounding right shift VRSHL (which rounds
+ * half up) is turned into round half away from zero by first stepping negative values
+ * down by one where the exponent is non-zero (saturating, so INT32_MIN stays put, which
+ * gives the same quotient because INT32_MIN is a multiple of every 2^exponent). */
+static inline int32x4_t mcu_requantize_mve(int32x4_t x, int32x4_t multiplier, int32x4_t shift)
+{
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t left = vmaxq_s32(shift, zero);
+    const int32x4_t right = vminq_s32(shift, zero); /* -exponent */
+    int32x4_t r = vqrdmulhq_s32(vqshlq_s32(x, left), multiplier);
+    /* -1 where r < 0 and exponent > 0 (both sign bits set), else 0. */
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(r, right), 31);
+    r = vqaddq_s32(r, fixup);
+    return vrshlq_s32(r, right);
+}
+
+/* mcu_requantize_s8 on four lanes; the results (in [act_min, act_max]) stay int32. */
+static inline int32x4_t mcu_requantize_s8_mve(int32x4_t acc, int32x4_t multiplier, int32x4_t shift,
+                                              int32_t out_offset, int32_t act_min, int32_t act_max)
+{
+    int32x4_t r = vaddq_n_s32(mcu_requantize_mve(acc, multiplier, shift), out_offset);
+    r = vmaxq_s32(r, vdupq_n_s32(act_min));
+    return vminq_s32(r, vdupq_n_s32(act_max));
+}
+#endif
 
 /* Input coordinates [*start, *end) covered by a pooling window of `kernel` taps starting at base. */
 static inline void mcu_window_range(int32_t base, int32_t kernel, int32_t size, int32_t *start, int32_t *end)
