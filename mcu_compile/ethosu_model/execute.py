@@ -398,14 +398,19 @@ def run_payload(payload: bytes, regions: dict[int, bytearray], accelerator: str 
                        f"not {accelerator}")
     banks, _ = SHRAM[macs]
     npu = Npu(Registers(), macs, np.zeros(banks * SHRAM_BANK, dtype=np.uint8), regions)
+    execute_commands(npu, stream, OPERATIONS, NO_EFFECT)
+
+
+def execute_commands(npu, stream, operations: dict, no_effect: set) -> None:
+    """Register commands update the register state; operations run until NPU_OP_STOP."""
     for command in stream.commands:
         if not command.is_op:
             npu.regs.set(command)
-        elif command.name in OPERATIONS:
-            OPERATIONS[command.name](npu, command)
+        elif command.name in operations:
+            operations[command.name](npu, command)
         elif command.name == "NPU_OP_STOP":
             return
-        elif command.name not in NO_EFFECT:
+        elif command.name not in no_effect:
             raise NpuError(f"{command.name} at byte {command.offset} is not covered by the functional model")
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import arith
-from .execute import Npu, check_upscale, clz32, ifm_extent, ofm_shape, window, windows
+from .execute import Npu, check_upscale, clz32, execute_commands, ifm_extent, ofm_shape, window, windows
 from .isa import Command, NpuError
 from .memory import read_bytes, read_fm, write_fm
 from .registers import NHCWB16, FeatureMap, Registers, feature_map, sign_extend
@@ -462,13 +462,4 @@ NO_EFFECT85 = {"NPU_OP_DMA_WAIT", "NPU_OP_KERNEL_WAIT", "NPU_OP_PMU_MASK", "NPU_
 
 
 def run_u85(stream, regions: dict, macs: int) -> None:
-    npu = Npu85(Registers(), macs, regions)
-    for command in stream.commands:
-        if not command.is_op:
-            npu.regs.set(command)
-        elif command.name in OPERATIONS85:
-            OPERATIONS85[command.name](npu, command)
-        elif command.name == "NPU_OP_STOP":
-            return
-        elif command.name not in NO_EFFECT85:
-            raise NpuError(f"{command.name} at byte {command.offset} is not covered by the functional model")
+    execute_commands(Npu85(Registers(), macs, regions), stream, OPERATIONS85, NO_EFFECT85)

@@ -88,6 +88,13 @@ def unpack_weights(stream: bytes, traversal: str, ofm_depth: int, ifm_depth: int
     if len(values) < len(order):
         raise NpuError(f"{where}: weight stream decodes to {len(values)} weights, the op needs {len(order)} "
                        f"({ofm_depth} OFM x {kh}x{kw} x {ifm_depth} IFM channels in {traversal} order)")
+    return place_weights(values, order, traversal, ofm_depth, kh, kw, ifm_depth)
+
+
+def place_weights(values, order: np.ndarray, traversal: str, ofm_depth: int, kh: int, kw: int,
+                  ifm_depth: int) -> np.ndarray:
+    """Decoded weights in stream order -> [OFM, kh, kw, IFM] (IFM 1 for depthwise); order[i]
+    is the flat destination of stream value i, negative for padding in the bricks."""
     kept = order >= 0
     channels = 1 if traversal == DEPTHWISE else ifm_depth
     weights = np.zeros(ofm_depth * kh * kw * channels, dtype=np.int64)

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from .isa import NpuError
-from .weights import DEPTH_FIRST, DEPTHWISE, PART_KERNEL, decode
+from .weights import DEPTH_FIRST, DEPTHWISE, PART_KERNEL, decode, place_weights
 
 INTERLEAVE = 4
 
@@ -136,11 +136,7 @@ def unpack_weights85(stream: bytes, traversal: str, ofm_depth: int, ifm_depth: i
                        f"{len(stream) if fast else len(values)} {'bytes' if fast else 'weights'}, the op's "
                        f"{ofm_depth} OFM x {kh}x{kw} x {ifm_depth} IFM channels in {traversal} order need "
                        f"{length if fast else len(order)}")
-    kept = order >= 0
-    channels = 1 if traversal == DEPTHWISE else ifm_depth
-    weights = np.zeros(ofm_depth * kh * kw * channels, dtype=np.int64)
-    weights[order[kept]] = values[:len(order)][kept]
-    return weights.reshape(ofm_depth, kh, kw, channels)
+    return place_weights(values, order, traversal, ofm_depth, kh, kw, ifm_depth)
 
 
 def unpack_scales85(data: bytes, count: int, acc48: bool, where: str):
