@@ -16,8 +16,8 @@ import digits  # noqa: E402
 import seed003  # noqa: E402
 
 import mcu_compile  # noqa: E402
-from mcu_compile.oracle import tflm_arena  # noqa: E402
-from mcu_compile.tflite_io import write_tflite  # noqa: E402
+from mcu_compile.reference.oracle import tflm_arena  # noqa: E402
+from mcu_compile.ir.tflite_io import write_tflite  # noqa: E402
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 MLPERF = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import DigitsCNN  # noqa: E402
 
 import mcu_compile  # noqa: E402
-from mcu_compile import reference  # noqa: E402
+from mcu_compile.reference import interpreter as reference  # noqa: E402
 from mcu_compile.api import to_program_inputs  # noqa: E402
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mcu_compile.boards import load_board  # noqa: E402
-from mcu_compile.delegate import run_vela  # noqa: E402
-from mcu_compile.ir import Op, Program, Tensor  # noqa: E402
-from mcu_compile.tflite_io import load_tflite, write_tflite  # noqa: E402
+from mcu_compile.target.boards import load_board  # noqa: E402
+from mcu_compile.passes.delegate import run_vela  # noqa: E402
+from mcu_compile.ir.program import Op, Program, Tensor  # noqa: E402
+from mcu_compile.ir.tflite_io import load_tflite, write_tflite  # noqa: E402
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 MODELS = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed003 import calibration_set, seed003_models  # noqa: E402
 
 import mcu_compile  # noqa: E402
-from mcu_compile.oracle import tflm_outputs  # noqa: E402
+from mcu_compile.reference.oracle import tflm_outputs  # noqa: E402
 
 
 def main() -> int:

@@ -15,23 +15,24 @@ from typing import Iterable
 
 import numpy as np
 
-from . import codegen_ops, reference
-from .boards import Board, load_board
-from .build import build as build_project
-from .elf import heap_symbols
+from .codegen import ops as codegen_ops
+from .reference import interpreter as reference
+from .target.boards import Board, load_board
+from .target.build import build as build_project
+from .target.elf import heap_symbols
 from .errors import BoardFitError, CompileError, InputError
-from .delegate import cpu_placement, delegate, npu_summary
-from .fuse import fold_pads_into_convolutions, fuse_residual_adds
-from .ir import Program
-from .plan import align, plan_memory, schedule_for_memory
-from .platform import STACK_ALIGN, render_platform
-from .render import render_model
-from .report import DEFAULT_STACK_BYTES, budget_overruns, elf_summary, format_text, predicted_report, with_elf
-from .fvp import simulate
-from .run import run_qemu
-from .stack import worst_case_stack
-from .offline_plan import with_offline_plan
-from .tflite_io import load_tflite, write_tflite
+from .passes.delegate import cpu_placement, delegate, npu_summary
+from .passes.fuse import fold_pads_into_convolutions, fuse_residual_adds
+from .ir.program import Program
+from .passes.plan import align, plan_memory, schedule_for_memory
+from .codegen.platform import STACK_ALIGN, render_platform
+from .codegen.model import render_model
+from .report.budget import DEFAULT_STACK_BYTES, budget_overruns, elf_summary, format_text, predicted_report, with_elf
+from .sim.fvp import simulate
+from .sim.qemu import run_qemu
+from .target.stack import worst_case_stack
+from .ir.offline_plan import with_offline_plan
+from .ir.tflite_io import load_tflite, write_tflite
 
 MANIFEST = "mcu_compile.json"
 PROGRAM_FILE = "program.tflite"
@@ -260,9 +261,9 @@ def build_program(model, example_inputs, calibration) -> Program:
     """Front half of the pipeline: model -> int8 Edge program."""
     if isinstance(model, (str, Path)) and str(model).endswith(".tflite"):
         return load_tflite(Path(model))
-    from .frontend import export  # torch is imported only for PyTorch models
-    from .lower import lower
-    from .quantize import quantize
+    from .frontend.export import export  # torch is imported only for PyTorch models
+    from .frontend.lower import lower
+    from .frontend.quantize import quantize
     if example_inputs is None:
         raise InputError("example_inputs are required for a PyTorch model: a tuple of tensors "
                          "shaped like forward()'s arguments")

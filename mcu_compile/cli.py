@@ -74,7 +74,7 @@ def _pt2_example_inputs(model: str, calibration):
         return None
     if calibration:
         return calibration[0]
-    from .frontend import export
+    from .frontend.export import export
     exported = export(model, ())
     args = getattr(exported, "example_inputs", None)
     if not args or not args[0]:
@@ -136,14 +136,14 @@ def report(project, as_json, html_path):
         _fail(err)
     click.echo(json.dumps(compiled.report, indent=1) if as_json else compiled.report_text())
     if html_path:
-        from .html_report import write_html
+        from .report.html import write_html
         click.echo(f"wrote {write_html(compiled.report, Path(html_path))}", err=as_json)
 
 
 @main.command()
 def boards():
     """List the boards mcu-compile can target."""
-    from .boards import list_boards, load_board
+    from .target.boards import list_boards, load_board
     for name in list_boards():
         b = load_board(name)
         click.echo(f"{name:<14} {b.description}")

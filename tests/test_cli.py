@@ -119,7 +119,7 @@ def test_weights_copied_to_ram_when_asked(shared_dir, tmp_path):
                                    weights_in_ram=True)
     run = compiled.run()
     assert run.bit_exact
-    from mcu_compile.elf import symbols
+    from mcu_compile.target.elf import symbols
     weights = {s.name: s for s in symbols(run.elf) if s.name.endswith("Conv2D") or "dense" in s.name}
     dtcm = compiled.board.region("dtcm")
     assert weights and all(dtcm.contains(s.address) for s in weights.values())

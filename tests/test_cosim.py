@@ -20,14 +20,16 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import mcu_compile
-from mcu_compile import cosim, fvp, reference
+from mcu_compile.sim import cosim
+from mcu_compile.sim import fvp
+from mcu_compile.reference import interpreter as reference
 from mcu_compile.api import lcg_int8
-from mcu_compile.boards import load_board
-from mcu_compile.cosim import (NPU_REGISTERS, CosimError, CosimResult, GdbRemote, _changed_spans,
+from mcu_compile.target.boards import load_board
+from mcu_compile.sim.cosim import (NPU_REGISTERS, CosimError, CosimResult, GdbRemote, _changed_spans,
                                _unescape, run_cosim, start_qemu)
 from mcu_compile.errors import InputError
-from mcu_compile.run import FirmwareTimeout, RunError, run_qemu
-from mcu_compile.tflite_io import load_tflite
+from mcu_compile.sim.qemu import FirmwareTimeout, RunError, run_qemu
+from mcu_compile.ir.tflite_io import load_tflite
 
 AD_MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "ad01_int8.tflite"
 VECTORS = 3
@@ -173,9 +175,9 @@ def test_cosim_with_stand_in_model(ad):
 def test_real_functional_model(ad):
     compiled, elf, _ = ad
     try:
-        from mcu_compile.ethosu_model import run_payload
+        from mcu_compile.sim.ethosu_model import run_payload
     except ImportError as e:
-        pytest.skip(f"the functional model is not available yet (mcu_compile.ethosu_model: {e})")
+        pytest.skip(f"the functional model is not available yet (mcu_compile.sim.ethosu_model: {e})")
     try:
         result = run_cosim(compiled.board, elf, timeout=40, npu_model=run_payload)
     except CosimError as e:

@@ -13,8 +13,8 @@ import torch
 
 import mcu_compile
 from mcu_compile.errors import BoardFitError
-from mcu_compile.ir import Op, Program, Quant, Tensor
-from mcu_compile.tflite_io import load_tflite, write_tflite
+from mcu_compile.ir.program import Op, Program, Quant, Tensor
+from mcu_compile.ir.tflite_io import load_tflite, write_tflite
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from models import MobileNetV2, seeded  # noqa: E402
@@ -116,9 +116,9 @@ def test_npu_model_too_big_for_the_board_names_the_region(shared_dir, tmp_path):
 def test_npu_firmware_builds_heapless_and_reports_the_missing_npu(shared_dir, tmp_path):
     """QEMU's mps3-an547 is Corstone-300 without the NPU: the firmware runs up to the first
     job and stops with the driver's clear status; run(npu_sim="fvp") asks for the FVP by name."""
-    from mcu_compile.elf import heap_symbols
-    from mcu_compile.fvp import FvpNotFoundError
-    from mcu_compile.run import RunError, run_qemu
+    from mcu_compile.target.elf import heap_symbols
+    from mcu_compile.sim.fvp import FvpNotFoundError
+    from mcu_compile.sim.qemu import RunError, run_qemu
 
     compiled = mcu_compile.compile(shared_dir / "models" / "ad01_int8.tflite", board="corstone-300",
                                    out_dir=tmp_path / "ad")
@@ -147,7 +147,7 @@ def test_model_with_nothing_for_the_npu_compiles_for_the_cpu(tmp_path):
 
 
 def test_vela_failure_names_the_partition(monkeypatch, shared_dir, tmp_path):
-    from mcu_compile import delegate as delegate_module
+    from mcu_compile.passes import delegate as delegate_module
 
     def broken(*args, **kwargs):
         raise delegate_module.VelaError("Vela could not compile for ethos-u55-128: out of SHRAM")

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcu_compile.boards import load_board
-from mcu_compile.delegate import delegate
-from mcu_compile.ethosu_model import NpuError, check_accesses, parse_payload, run_payload
-from mcu_compile.ir import Op, Program, Quant, Tensor
-from mcu_compile.tflite_io import load_tflite, write_tflite
+from mcu_compile.target.boards import load_board
+from mcu_compile.passes.delegate import delegate
+from mcu_compile.sim.ethosu_model import NpuError, check_accesses, parse_payload, run_payload
+from mcu_compile.ir.program import Op, Program, Quant, Tensor
+from mcu_compile.ir.tflite_io import load_tflite, write_tflite
 
 BOARD = "corstone-300"
 ACCEL = "ethos-u55-128"
@@ -212,7 +212,7 @@ def test_seed003_mobilenetv2_is_bit_exact_with_tflm(tmp_path, board, accel):
                                                       ("vww_96_int8", U85_BOARD, U85_ACCEL, 11)])
 def test_cop1_payload_and_separate_io_regions_run_the_same(mlperf, name, board, accel, seed):
     """The .tflite's COP1 stream, and a stream with its input in region 3 and output in 4."""
-    from mcu_compile.delegate import run_vela
+    from mcu_compile.passes.delegate import run_vela
     path, program, part = mlperf(name, board)
     inputs = random_inputs(program, np.random.default_rng(seed))
     ref = tflm_outputs(path, inputs)
@@ -522,7 +522,7 @@ def test_u85_lut_tables_come_from_the_streams_dma(mlperf):
 
 def test_u85_fast_weight_stream_is_decoded_without_vela(tmp_path):
     """Vela's Python decoder aborts the process on fast-weight-decoder streams; ours reads them."""
-    from mcu_compile.ethosu_model.weights85 import decode_fwd
+    from mcu_compile.sim.ethosu_model.weights85 import decode_fwd
     case = "fully connected wide"
     rng = np.random.default_rng(zlib.crc32(case.encode()))
     program = CASES[case](rng)

@@ -10,8 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import digits  # noqa: E402
 import seed003  # noqa: E402
 
-from mcu_compile.elf import heap_symbols, symbols  # noqa: E402
-from mcu_compile.oracle import tflm_outputs  # noqa: E402
+from mcu_compile.target.elf import heap_symbols, symbols  # noqa: E402
+from mcu_compile.reference.oracle import tflm_outputs  # noqa: E402
 
 
 def assert_three_way_bit_exact(compiled, run):

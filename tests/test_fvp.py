@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mcu_compile import fvp
-from mcu_compile.boards import BoardFileError, load_board
+from mcu_compile.sim import fvp
+from mcu_compile.target.boards import BoardFileError, load_board
 from mcu_compile.errors import InputError, ToolchainError
-from mcu_compile.fvp import (FvpNotFoundError, choose_simulator, fvp_command, locate_fvp, run_fvp,
+from mcu_compile.sim.fvp import (FvpNotFoundError, choose_simulator, fvp_command, locate_fvp, run_fvp,
                              simulate)
-from mcu_compile.run import (FirmwareFault, FirmwareTimeout, RunError, load_simulator,
+from mcu_compile.sim.qemu import (FirmwareFault, FirmwareTimeout, RunError, load_simulator,
                              parse_output)
 
 ENV = "MCU_COMPILE_FVP_DIR"
@@ -239,7 +239,7 @@ def test_simulate_picks_fvp_for_npu_boards(isolated, tmp_path, elf, monkeypatch)
 
 
 def test_choose_simulator(monkeypatch):
-    import mcu_compile.fvp as fvp_module
+    import mcu_compile.sim.fvp as fvp_module
     c300, c320, an547 = (load_board(n) for n in ("corstone-300", "corstone-320", "mps3-an547"))
     monkeypatch.setattr(fvp_module, "fvp_available", lambda board: True)
     assert choose_simulator(c300) == "fvp"  # an installed FVP wins

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mcu_compile
-from mcu_compile.html_report import short_name, timeline_figure, write_html
+from mcu_compile.report.html import short_name, timeline_figure, write_html
 
 
 class Tiny(torch.nn.Module):
@@ -168,7 +168,7 @@ def test_kws_reference_model(shared_dir, tmp_path):
 
 def test_npu_placement_and_reasons_are_on_the_page(tmp_path):
     from test_delegate import pool_stride_4_program
-    from mcu_compile.tflite_io import write_tflite
+    from mcu_compile.ir.tflite_io import write_tflite
     path = tmp_path / "pool4.tflite"
     path.write_bytes(write_tflite(pool_stride_4_program()))
     compiled = mcu_compile.compile(path, board="corstone-300", out_dir=tmp_path / "fw")

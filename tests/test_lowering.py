@@ -13,12 +13,12 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from models import AddModel, DigitsCNN, LinearModel, MobileNetV2, SoftmaxModel, seeded  # noqa: E402
 
-from mcu_compile import reference  # noqa: E402
+from mcu_compile.reference import interpreter as reference  # noqa: E402
 from mcu_compile.api import to_program_inputs  # noqa: E402
 from mcu_compile.errors import UnsupportedOpError  # noqa: E402
-from mcu_compile.frontend import export  # noqa: E402
-from mcu_compile.lower import lower  # noqa: E402
-from mcu_compile.quantize import quantize  # noqa: E402
+from mcu_compile.frontend.export import export  # noqa: E402
+from mcu_compile.frontend.lower import lower  # noqa: E402
+from mcu_compile.frontend.quantize import quantize  # noqa: E402
 
 
 class ResidualCat(nn.Module):
@@ -142,7 +142,7 @@ def test_concat_of_one_tensor_twice():
 def test_quantization_is_deterministic():
     """The same model and calibration give the same Edge program bytes: an NPU build can be
     checked against the CPU-only build of the same model."""
-    from mcu_compile.tflite_io import write_tflite
+    from mcu_compile.ir.tflite_io import write_tflite
     model, shape = CASES["mobilenetv2"]
     first = write_tflite(lowered(model, shape)[1])
     second = write_tflite(lowered(model, shape)[1])

@@ -8,9 +8,9 @@ import time
 import pytest
 
 import mcu_compile
-from mcu_compile.elf import symbols
-from mcu_compile.oracle import tflm_arena, tflm_outputs
-from mcu_compile.tflite_io import load_tflite
+from mcu_compile.target.elf import symbols
+from mcu_compile.reference.oracle import tflm_arena, tflm_outputs
+from mcu_compile.ir.tflite_io import load_tflite
 
 MLPERF = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]
 

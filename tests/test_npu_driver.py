@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcu_compile.boards import list_boards, load_board
-from mcu_compile.build import build
-from mcu_compile.platform import render_platform
-from mcu_compile.run import load_simulator, qemu_command
+from mcu_compile.target.boards import list_boards, load_board
+from mcu_compile.target.build import build
+from mcu_compile.codegen.platform import render_platform
+from mcu_compile.sim.qemu import load_simulator, qemu_command
 from firmware_stub import MODEL_H
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import pytest
 
 import mcu_compile
 from mcu_compile.api import lcg_int8
-from mcu_compile.oracle import tflm_outputs
+from mcu_compile.reference.oracle import tflm_outputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import seed003  # noqa: E402
@@ -57,7 +57,7 @@ def test_seed003_mobilenetv2_on_the_npu_is_bit_exact(tmp_path):
 def test_partly_delegated_model_is_bit_exact(tmp_path):
     """NPU, CPU, NPU: two jobs per inference around a CPU max pool."""
     from test_delegate import pool_stride_4_program
-    from mcu_compile.tflite_io import write_tflite
+    from mcu_compile.ir.tflite_io import write_tflite
     path = tmp_path / "pool4.tflite"
     path.write_bytes(write_tflite(pool_stride_4_program()))
     npu_build = mcu_compile.compile(path, board="corstone-300", out_dir=tmp_path / "npu")

@@ -2,7 +2,7 @@
 program with exactly our arena layout and computes the same bytes.
 
 What is checked against TFLM itself:
-  * outputs with our plan == TFLM without it == mcu_compile.reference, byte for byte;
+  * outputs with our plan == TFLM without it == mcu_compile.reference.interpreter, byte for byte;
   * the non-persistent ("head") arena TFLM reports equals the extent of our offsets
     (offset + size rounded up to TFLM's 16-byte buffer alignment), and moves by exactly
     K when every offset is moved by K;
@@ -25,12 +25,13 @@ import pytest
 from tflite_micro.python.tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-from mcu_compile import codegen_ops, reference
-from mcu_compile.ir import Op, Program, Quant, Tensor
-from mcu_compile.offline_plan import (METADATA_NAME, ONLINE, offline_offsets, offline_plan_metadata,
+from mcu_compile.codegen import ops as codegen_ops
+from mcu_compile.reference import interpreter as reference
+from mcu_compile.ir.program import Op, Program, Quant, Tensor
+from mcu_compile.ir.offline_plan import (METADATA_NAME, ONLINE, offline_offsets, offline_plan_metadata,
                                       parse_offline_plan, with_offline_plan, written_tensor_names)
-from mcu_compile.plan import align, plan_memory
-from mcu_compile.tflite_io import load_tflite, read_tflite, write_tflite
+from mcu_compile.passes.plan import align, plan_memory
+from mcu_compile.ir.tflite_io import load_tflite, read_tflite, write_tflite
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "shared" / "models"
 MLPERF_TINY = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]
@@ -80,9 +81,9 @@ def torch_program() -> Program:
     torch = pytest.importorskip("torch")
     from torch import nn
 
-    from mcu_compile.frontend import export
-    from mcu_compile.lower import lower
-    from mcu_compile.quantize import quantize
+    from mcu_compile.frontend.export import export
+    from mcu_compile.frontend.lower import lower
+    from mcu_compile.frontend.quantize import quantize
 
     class Net(nn.Module):
         def __init__(self):

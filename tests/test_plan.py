@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from mcu_compile.ir import Op, Program, Quant, Tensor
-from mcu_compile.plan import ALIGNMENT, buffers, alias_roots, plan_memory
+from mcu_compile.ir.program import Op, Program, Quant, Tensor
+from mcu_compile.passes.plan import ALIGNMENT, buffers, alias_roots, plan_memory
 
 
 def chain_program(sizes: list[int], reshape_at: int | None = None) -> Program:

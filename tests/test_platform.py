@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcu_compile.boards import UnknownBoardError, list_boards, load_board
-from mcu_compile.build import build
-from mcu_compile.elf import heap_symbols, region_usage, section_sizes, symbols
+from mcu_compile.target.boards import UnknownBoardError, list_boards, load_board
+from mcu_compile.target.build import build
+from mcu_compile.target.elf import heap_symbols, region_usage, section_sizes, symbols
 from mcu_compile.errors import BoardFitError, InputError, ToolchainError
-from mcu_compile.platform import render_platform
-from mcu_compile.run import FirmwareFault, FirmwareTimeout, run_qemu
+from mcu_compile.codegen.platform import render_platform
+from mcu_compile.sim.qemu import FirmwareFault, FirmwareTimeout, run_qemu
 from firmware_stub import MODEL_H
 
 BOARDS = ["mps3-an547", "mps2-an386"]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from tflite_micro.python.tflite_micro import runtime
 
-from mcu_compile import reference
+from mcu_compile.reference import interpreter as reference
 from mcu_compile.errors import InputError
-from mcu_compile.ir import Op, Program, Quant, Tensor
-from mcu_compile.op_params import window
-from mcu_compile.tflite_io import read_tflite, write_tflite
+from mcu_compile.ir.program import Op, Program, Quant, Tensor
+from mcu_compile.ops.params import window
+from mcu_compile.ir.tflite_io import read_tflite, write_tflite
 
 MLPERF_TINY = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]
 

@@ -1,4 +1,4 @@
-"""Static worst-case stack (mcu_compile.stack) against the stack paint measured in QEMU."""
+"""Static worst-case stack (mcu_compile.target.stack) against the stack paint measured in QEMU."""
 from __future__ import annotations
 
 import shutil
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import mcu_compile
-from mcu_compile.run import run_qemu
-from mcu_compile.stack import (EXCEPTION_FRAME_BYTES, StackRecursionError, format_estimate,
+from mcu_compile.sim.qemu import run_qemu
+from mcu_compile.target.stack import (EXCEPTION_FRAME_BYTES, StackRecursionError, format_estimate,
                                worst_case_stack)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))

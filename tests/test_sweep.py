@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import mcu_compile
-from mcu_compile.oracle import tflm_outputs
+from mcu_compile.reference.oracle import tflm_outputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_npu_end_to_end import MLPERF, assert_npu_run_matches_cpu_only_build, random_inputs  # noqa: E402

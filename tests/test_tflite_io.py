@@ -10,8 +10,8 @@ from tflite_micro.python.tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from mcu_compile.errors import CompileError, TFLiteFormatError, UnsupportedOpError
-from mcu_compile.ir import Op, Program, Quant, Tensor
-from mcu_compile.tflite_io import load_tflite, read_tflite, write_tflite
+from mcu_compile.ir.program import Op, Program, Quant, Tensor
+from mcu_compile.ir.tflite_io import load_tflite, read_tflite, write_tflite
 
 MODELS = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]
 

@@ -1,0 +1,182 @@
+"""Stage 6, render: the planned Edge program -> a self-contained C project.
+
+model.c holds the weights as const arrays, one static arena in a named linker
+section, and model_invoke(): one kernel call per op with fixed pointers. The
+platform files (startup, linker script, main, Makefile, test vectors) come from
+platform.py; the kernels from cmsis_kernels/.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import ops as codegen_ops
+from .ops import NPU_DEVICE
+from ..ir.program import Program
+from ..passes.plan import MemoryPlan
+
+C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "uint8_t"}
+
+
+def c_identifier(name: str, taken: set[str]) -> str:
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "t"
+    if ident[0].isdigit():
+        ident = "t_" + ident
+    ident = ident[:60]
+    base, n = ident, 1
+    while ident in taken:
+        ident, n = f"{base}_{n}", n + 1
+    taken.add(ident)
+    return ident
+
+
+def shape_text(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+class ModelSource:
+    """Names every tensor once and writes model.c / model.h."""
+
+    def __init__(self, program: Program, plan: MemoryPlan, arena_section: str, npu: dict | None = None,
+                 weights_in_ram: bool = False):
+        self.program, self.plan, self.arena_section, self.npu = program, plan, arena_section, npu
+        self.weights_in_ram = weights_in_ram
+        taken: set[str] = {"arena", NPU_DEVICE}
+        self.names = {name: c_identifier(name, taken) for name in program.tensors}
+        # NPU read-only data lives where the NPU can fetch it, not in the CPU's code region
+        self.sections = {op.inputs[1]: op.options["const_section"] for op in program.ops if op.kind == "ETHOS_U"}
+
+    def ref(self, tensor: str) -> str:
+        """C name of a tensor's data: a const array, or an arena pointer macro
+        (tensors that share storage, like a reshape's output, share the name)."""
+        if self.program.tensor(tensor).is_const:
+            return self.names[tensor]
+        inside = self.plan.alias_offsets.get(tensor, 0)
+        root = "T_" + self.names[self.plan.aliases.get(tensor, tensor)]
+        return f"({root} + {inside})" if inside else root
+
+    def arena_pointers(self) -> list[str]:
+        """One #define per planned activation, in arena order."""
+        roots = sorted((b.name for b in self.plan.buffers if b.name in self.program.tensors),
+                       key=lambda n: (self.plan.offset(n), n))
+        lines = [f"#define T_{self.names[n]} (arena + {self.plan.offset(n)}) /* {self.activation_comment(n)} */"
+                 for n in roots]
+        for index, buffer in self.plan.scratch.items():
+            op = self.program.ops[index]
+            lines.append(f"#define SCRATCH_op{index} (arena + {self.plan.offsets[buffer]}) "
+                         f"/* scratch of {op.kind} {op.outputs[0]}, {self.plan.sizes[buffer]} B */")
+        return lines
+
+    def activation_comment(self, tensor: str) -> str:
+        t = self.program.tensor(tensor)
+        return f"{t.name}: {t.dtype} {shape_text(t.shape)}, {t.nbytes} B at arena+{self.plan.offset(tensor)}"
+
+    def constant_definition(self, tensor: str) -> str:
+        t = self.program.tensor(tensor)
+        ctype = C_TYPES[t.dtype]
+        values = t.data.reshape(-1)
+        per_line = 16 if t.dtype in ("int8", "uint8") else 8
+        rows = [", ".join(str(int(v)) for v in values[i:i + per_line])
+                for i in range(0, values.size, per_line)]
+        body = ",\n    ".join(rows)
+        qualifier, section = "const ", ""
+        if tensor in self.sections:
+            section = f'section("{self.sections[tensor]}"), '
+        elif self.weights_in_ram and t.quant is not None:
+            # initialised data: the startup code copies it from flash into fast RAM
+            qualifier, section = "", 'section(".data.weights"), '
+        return (f"/* {t.name}: {t.dtype} {shape_text(t.shape)}, {t.nbytes} B */\n"
+                f"static {qualifier}{ctype} {self.names[tensor]}[{max(values.size, 1)}] "
+                f"__attribute__(({section}aligned(16))) = {{\n    {body}\n}};")
+
+    def model_c(self) -> str:
+        fragments = []
+        for index, op in enumerate(self.program.ops):
+            scratch = self.plan.scratch.get(index)
+            scratch_ref = f"SCRATCH_op{index}" if scratch else None
+            fragments.append(codegen_ops.emit_op(self.program, op, self.ref, scratch_ref, f"op{index}"))
+        statements = [s for f in fragments for s in f.statements]
+        body = "\n".join(statements)
+        used = [t for t in self.program.constants() if re.search(rf"\b{self.names[t.name]}\b", body)
+                or any(re.search(rf"\b{self.names[t.name]}\b", d) for f in fragments for d in f.declarations)]
+        uses_npu = any(op.kind == "ETHOS_U" for op in self.program.ops)
+        lines = [
+            "/* Generated by mcu-compile: the model's weights, arena and invoke function. */",
+            '#include <string.h>', '#include "model.h"', '#include "arm_nnfunctions.h"',
+            *(['#include "mcu_npu.h"'] if uses_npu else []), "",
+            f"/* Activation arena: {self.plan.arena_bytes} B planned "
+            f"(lower bound {self.plan.lower_bound} B: the most bytes live at once). */",
+            f"static int8_t arena[{self.plan.arena_bytes}] "
+            f'__attribute__((section("{self.arena_section}"), aligned(16)));', "",
+            "/* Where each activation lives; tensors alive at the same time never overlap. */",
+            *self.arena_pointers(), "",
+        ]
+        lines += [self.constant_definition(t.name) + "\n" for t in used]
+        lines += [d for f in fragments for d in f.declarations]
+        if uses_npu:
+            lines += ["", self.npu_device()]
+        lines += ["", self.io_tables(), "", "void model_invoke(void)", "{"]
+        if uses_npu:
+            lines += ["    static int npu_ready = 0;", "    if (!npu_ready)", "    {",
+                      f"        mcu_npu_check(mcu_npu_init(&{NPU_DEVICE}));", "        npu_ready = 1;", "    }"]
+        lines += ["    " + line for s in statements for line in s.splitlines()]
+        lines += ["}", ""]
+        return "\n".join(lines)
+
+    def npu_device(self) -> str:
+        """The board's NPU, from its [npu] section."""
+        n = self.npu
+        region_config = ", ".join(str(int(v)) for v in n["region_config"])
+        axi = ", ".join(f"0x{int(v):08x}u" for v in n.get("axi_limit", [0, 0, 0, 0]))
+        return (f"/* {n['variant']} with {n['macs']} MACs at 0x{int(n['base']):08x}, IRQ {n['irq']} */\n"
+                f"static const mcu_npu_device {NPU_DEVICE} = {{\n"
+                f"    .base = 0x{int(n['base']):08x}u, .irq = {n['irq']}u, .qconfig = {n['qconfig']}u,\n"
+                f"    .region_config = {{{region_config}}}, .axi_limit = {{{axi}}}}};")
+
+    def io_tables(self) -> str:
+        def table(kind: str, tensors: list[str]) -> str:
+            pointers = ",\n".join(f"    {self.ref(t)} /* {t}: {self.program.tensor(t).dtype} "
+                                   f"{shape_text(self.program.tensor(t).shape)} */" for t in tensors)
+            sizes = ", ".join(str(self.program.tensor(t).nbytes) for t in tensors)
+            return (f"int8_t *const model_{kind}s[MODEL_NUM_{kind.upper()}S] = {{\n{pointers}\n}};\n"
+                    f"const uint32_t model_{kind}_sizes[MODEL_NUM_{kind.upper()}S] = {{ {sizes} }};")
+        return table("input", self.program.inputs) + "\n" + table("output", self.program.outputs)
+
+    def model_h(self) -> str:
+        p = self.program
+        describe = "\n".join(f" *   {kind} {i}: {p.tensor(t).dtype} {shape_text(p.tensor(t).shape)}"
+                             for kind, names in (("input", p.inputs), ("output", p.outputs))
+                             for i, t in enumerate(names))
+        return f"""/* Generated by mcu-compile. The model's interface:
+{describe}
+ * Activations are NHWC int8. Write the inputs, call model_invoke(), read the outputs.
+ */
+#ifndef MODEL_H
+#define MODEL_H
+#include <stdint.h>
+
+#define MODEL_NUM_INPUTS {len(p.inputs)}
+#define MODEL_NUM_OUTPUTS {len(p.outputs)}
+#define MODEL_ARENA_BYTES {self.plan.arena_bytes}
+
+extern int8_t *const model_inputs[MODEL_NUM_INPUTS];
+extern const uint32_t model_input_sizes[MODEL_NUM_INPUTS];
+extern int8_t *const model_outputs[MODEL_NUM_OUTPUTS];
+extern const uint32_t model_output_sizes[MODEL_NUM_OUTPUTS];
+
+void model_invoke(void);
+
+#endif
+"""
+
+
+def render_model(program: Program, plan: MemoryPlan, arena_region: str, project_dir: Path,
+                 npu: dict | None = None, weights_in_ram: bool = False) -> list[str]:
+    """Writes model.c and model.h (the arena in section .arena.<region>; npu: the board's
+    [npu] section, for models with NPU partitions); returns the C names of the constant
+    arrays (weights). weights_in_ram: weights are copied from flash to the data region
+    at start-up (faster reads on boards with slow flash)."""
+    source = ModelSource(program, plan, f".arena.{arena_region}", npu, weights_in_ram)
+    (project_dir / "model.c").write_text(source.model_c())
+    (project_dir / "model.h").write_text(source.model_h())
+    return [source.names[t.name] for t in program.weights()]

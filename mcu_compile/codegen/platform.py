@@ -1,0 +1,89 @@
+"""Renders the board-specific half of a firmware project: start-up, console, timer,
+test harness, linker script and Makefile, plus a copy of the kernels.
+
+The model half (model.c/model.h) comes from the code generator; both use template_env().
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from ..target.boards import Board
+from ..errors import BoardFitError, InputError
+from ..resources import resource_dir
+
+STACK_ALIGN = 8
+
+
+@functools.cache
+def template_env() -> jinja2.Environment:
+    """The one jinja2 environment for every template in firmware_templates/."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("firmware_templates"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(name: str, path: Path, **context) -> None:
+    """Writes the file only when its text changes, so make rebuilds only what changed."""
+    text = template_env().get_template(name).render(**context)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def render_platform(board: Board, project_dir: Path, test_vectors: list[list[np.ndarray]],
+                    stack_bytes: int = 4096, arena_sections: dict[str, int] | None = None) -> None:
+    """Writes main.c, test_vectors.c, board.ld, Makefile, platform/ and kernels/ into
+    project_dir. arena_sections maps a board region to the bytes of its `.arena.<region>`."""
+    project_dir = Path(project_dir)
+    arenas = dict(arena_sections or {})
+    _check_fit(board, stack_bytes, arenas)
+    vectors = [_vector_bytes(v) for v in test_vectors]
+    if len({len(v) for v in vectors}) > 1:
+        raise InputError("test vectors differ in their number of inputs; give every vector "
+                         "one array per model input")
+    project_dir.mkdir(parents=True, exist_ok=True)
+    _copy_static(project_dir)
+    ctx = dict(board=board, vectors=vectors, stack_bytes=stack_bytes, arenas=arenas,
+               code=board.code_region, data=board.data_region)
+    render_template("main.c.j2", project_dir / "main.c", **ctx)
+    render_template("test_vectors.c.j2", project_dir / "test_vectors.c", **ctx)
+    render_template("board.ld.j2", project_dir / "board.ld", **ctx)
+    render_template("Makefile.j2", project_dir / "Makefile", **ctx)
+
+
+def _vector_bytes(vector: list[np.ndarray]) -> list[list[int]]:
+    """Each input as its raw bytes, read as int8 (the firmware copies bytes)."""
+    return [np.ascontiguousarray(a).view(np.int8).ravel().tolist() for a in vector]
+
+
+def _check_fit(board: Board, stack_bytes: int, arenas: dict[str, int]) -> None:
+    if stack_bytes <= 0 or stack_bytes % STACK_ALIGN:
+        raise InputError(f"stack size {stack_bytes} must be a positive multiple of {STACK_ALIGN}")
+    need = dict(arenas)
+    need[board.data_region] = need.get(board.data_region, 0) + stack_bytes
+    for name, size in need.items():
+        region = board.region(name)
+        if region.kind != "ram":
+            raise BoardFitError(f"arena placed in {name}, a read-only ({region.kind}) region of "
+                                f"{board.name}; use a ram region")
+        if size > region.length:
+            free = ", ".join(f"{r.name} {r.length} B" for r in board.regions if r.kind == "ram")
+            raise BoardFitError(f"{name} of {board.name} holds {region.length} B but the arena"
+                                f"{' and stack' if name == board.data_region else ''} need {size} B;"
+                                f" move the arena to a larger region ({free})")
+
+
+def _copy_static(project_dir: Path) -> None:
+    shutil.copytree(resource_dir("firmware_templates") / "platform", project_dir / "platform",
+                    dirs_exist_ok=True)
+    kernels = resource_dir("cmsis_kernels")
+    for part in ("include", "src"):
+        shutil.copytree(kernels / part, project_dir / "kernels" / part, dirs_exist_ok=True)

@@ -1,0 +1,71 @@
+"""Stage 1, export: a user's model -> torch.export ExportedProgram (ATen ops).
+
+Checks that every op is one mcu-compile can lower before any time is spent on
+quantization, so an unsupported op fails in seconds with its source line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, UnsupportedOpError
+from .aten_ops import FOLDED_ATEN_OPS, SUPPORTED_ATEN_OPS, aten_name, supported_list
+
+
+def export(model, example_inputs: tuple) -> torch.export.ExportedProgram:
+    """nn.Module, ExportedProgram or a .pt2 path -> ExportedProgram."""
+    if isinstance(model, (str, Path)):
+        model = _load_pt2(Path(model))
+    if isinstance(model, torch.export.ExportedProgram):
+        exported = model
+    elif isinstance(model, torch.nn.Module):
+        example_inputs = tuple(example_inputs)
+        try:
+            exported = torch.export.export(model.eval(), example_inputs)
+        except Exception as err:  # torch's own message is long; keep its first line
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"torch.export could not trace the model: {first} "
+                             f"(check example_inputs match forward()'s arguments)") from err
+    else:
+        raise InputError(f"model must be an nn.Module, an ExportedProgram or a path to a .pt2/.tflite "
+                         f"file, not {type(model).__name__}")
+    check_supported(exported)
+    return exported
+
+
+def _load_pt2(path: Path) -> torch.export.ExportedProgram:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (give a .pt2 saved with torch.export.save, or a .tflite)")
+    try:
+        return torch.export.load(str(path))
+    except Exception as err:
+        raise InputError(f"{path}: not a torch.export .pt2 archive ({type(err).__name__}); "
+                         f"save the model with torch.export.save(exported, path)") from err
+
+
+def source_line(node) -> str:
+    """'model.py:42 in forward' from torch.export's stack trace, or ''."""
+    trace = node.meta.get("stack_trace") or ""
+    lines = [line.strip() for line in trace.strip().splitlines() if line.strip().startswith("File ")]
+    if not lines:
+        return ""
+    # 'File "/x/model.py", line 42, in forward'
+    parts = lines[-1].split(",")
+    file = parts[0].split('"')[1] if '"' in parts[0] else parts[0]
+    line = parts[1].strip().replace("line ", "") if len(parts) > 1 else "?"
+    func = parts[2].strip().replace("in ", "") if len(parts) > 2 else ""
+    return f"{Path(file).name}:{line} in {func}"
+
+
+def check_supported(exported: torch.export.ExportedProgram) -> None:
+    for node in exported.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = aten_name(node.target)
+        if name in SUPPORTED_ATEN_OPS or name in FOLDED_ATEN_OPS or name == "_operator.getitem":
+            continue
+        where = source_line(node)
+        raise UnsupportedOpError(
+            f"unsupported op {name}" + (f" at {where}" if where else "") +
+            f"; supported ops: {supported_list()}")

@@ -1,0 +1,448 @@
+"""Stage 3, lower: the quantized ATen graph -> the int8 Edge program (TFLite semantics).
+
+The converted PT2E graph has the form  q -> dq -> float op(s) -> q -> dq -> ...
+Every quantize node marks an int8 tensor of the Edge program; the float ops between
+a tensor's dequantize nodes and the next quantize node become one Edge op, with a
+relu/relu6 in between fused as its activation. 4-D activations are NHWC: the
+lowering tracks which tensors are NHWC and inserts TRANSPOSE only where PyTorch's
+NCHW order is observable (flattening a map larger than 1x1, permute).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch.fx import GraphModule, Node
+
+from ..errors import UnsupportedOpError
+from .export import source_line
+from ..ir.program import Op, Program, Quant, Tensor
+from ..ops.params import window
+from .aten_ops import SUPPORTED_ATEN_OPS, aten_name
+from .quantize import activation_bounds
+
+QUANTIZE = "quantized_decomposed.quantize_per_tensor.default"
+DEQUANTIZE = "quantized_decomposed.dequantize_per_tensor.default"
+DEQUANTIZE_PER_CHANNEL = "quantized_decomposed.dequantize_per_channel.default"
+NCHW_TO_NHWC = (0, 2, 3, 1)
+NHWC_TO_NCHW = (0, 3, 1, 2)
+
+
+def _target_name(node: Node) -> str:
+    return str(node.target) if node.op == "call_function" else ""
+
+
+def _fail(node: Node, why: str):
+    where = source_line(node)
+    raise UnsupportedOpError(f"{aten_name(node.target)}: {why}" + (f" (at {where})" if where else ""))
+
+
+@dataclass
+class Lowering:
+    """State of one lowering: the program built so far and the int8 value of each node."""
+
+    gm: GraphModule
+    program: Program = field(default_factory=Program)
+    values: dict[Node, str] = field(default_factory=dict)  # q/dq node -> tensor name
+    nhwc: set[str] = field(default_factory=set)  # 4-D tensors stored NHWC
+    node: Node | None = None  # the op being lowered, for messages
+
+    # ---- tensors -------------------------------------------------------------------
+    def new_activation(self, base: str, shape, quant: Quant) -> str:
+        name = self.program.unique_name(base)
+        self.program.add_tensor(Tensor(name, tuple(shape), "int8", quant))
+        return name
+
+    def new_const(self, base: str, data: np.ndarray, dtype: str, quant: Quant | None = None) -> str:
+        name = self.program.unique_name(base)
+        self.program.add_tensor(Tensor(name, data.shape, dtype, quant, data))
+        return name
+
+    def emit(self, kind: str, inputs: list[str], outputs: list[str], **options) -> Op:
+        source = source_line(self.node) if self.node is not None else ""
+        return self.program.add_op(Op(kind, inputs, outputs, options, source=source))
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.program.tensor(name).shape
+
+    def quant(self, name: str) -> Quant:
+        return self.program.tensor(name).quant
+
+    def torch_shape(self, name: str) -> tuple[int, ...]:
+        """The shape PyTorch sees (NCHW for tensors stored NHWC)."""
+        shape = self.shape(name)
+        return tuple(shape[i] for i in NHWC_TO_NCHW) if name in self.nhwc else shape
+
+    def torch_axis(self, name: str, dim: int) -> int:
+        """Storage axis of a PyTorch dimension."""
+        rank = len(self.shape(name))
+        dim %= rank
+        return NCHW_TO_NHWC.index(dim) if name in self.nhwc else dim
+
+    def as_plain(self, name: str) -> str:
+        """The tensor in PyTorch's own dimension order (TRANSPOSE if it is NHWC)."""
+        if name not in self.nhwc:
+            return name
+        shape = self.shape(name)
+        if shape[1] == 1 and shape[2] == 1:  # 1x1 maps: NHWC and NCHW bytes are the same
+            out = self.new_activation(name + "_nchw", self.torch_shape(name), self.quant(name))
+            self.emit("RESHAPE", [name], [out], new_shape=list(self.torch_shape(name)))
+            return out
+        return self.transpose(name, NHWC_TO_NCHW, name + "_nchw")
+
+    def as_nhwc(self, name: str) -> str:
+        if name in self.nhwc:
+            return name
+        if len(self.shape(name)) != 4:
+            _fail(self.node, f"expects a 4-D input, got shape {self.shape(name)}")
+        out = self.transpose(name, NCHW_TO_NHWC, name + "_nhwc")
+        self.nhwc.add(out)
+        return out
+
+    def transpose(self, name: str, perm, base: str) -> str:
+        shape = self.shape(name)
+        out = self.new_activation(base, [shape[p] for p in perm], self.quant(name))
+        perm_name = self.new_const(base + "_perm", np.array(perm, dtype=np.int32), "int32")
+        self.emit("TRANSPOSE", [name, perm_name], [out])
+        return out
+
+    # ---- graph walk ----------------------------------------------------------------
+    def value(self, node) -> str:
+        if not isinstance(node, Node) or node not in self.values:
+            _fail(self.node, "an input is not a quantized activation (constants and "
+                             "python scalars as operands are not supported yet)")
+        return self.values[node]
+
+    def run(self, example_inputs: tuple) -> Program:
+        placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
+        for node in self.gm.graph.nodes:
+            name = _target_name(node)
+            if name == QUANTIZE:
+                self.values[node] = self.quantize_node(node, placeholders)
+            elif name == DEQUANTIZE:
+                self.values[node] = self.value(node.args[0])
+            elif node.op == "output":
+                self.outputs(node)
+        return self.program
+
+    def quantize_node(self, node: Node, placeholders: list[Node]) -> str:
+        """A quantize node: a graph input, or the result of the float ops before it."""
+        scale, zero_point = float(node.args[1]), int(node.args[2])
+        quant = Quant.per_tensor(scale, zero_point)
+        source = node.args[0]
+        if source.op == "placeholder":
+            return self.graph_input(source, quant)
+        activation = None
+        if SUPPORTED_ATEN_OPS.get(aten_name(source.target)) == "activation":
+            producer = source.args[0]
+            if SUPPORTED_ATEN_OPS.get(aten_name(producer.target)) in ("weighted", "binary"):
+                activation, source = source, producer
+        self.node = source
+        lower_fn = LOWERINGS.get(aten_name(source.target))
+        if lower_fn is None:
+            _fail(source, "has no int8 lowering")
+        fused = fused_activation_name(activation) if activation is not None else "NONE"
+        return lower_fn(self, source, quant, fused)
+
+    def graph_input(self, node: Node, quant: Quant) -> str:
+        shape = tuple(node.meta["val"].shape)
+        if len(shape) == 4:
+            name = self.new_activation(node.name, [shape[i] for i in NCHW_TO_NHWC], quant)
+            self.nhwc.add(name)
+        else:
+            name = self.new_activation(node.name, shape, quant)
+        self.program.inputs.append(name)
+        return name
+
+    def outputs(self, node: Node) -> None:
+        for out in node.args[0]:
+            if not (isinstance(out, Node) and _target_name(out) == DEQUANTIZE):
+                raise UnsupportedOpError("every model output must be a quantized activation "
+                                         "(a float computation reaches the output unquantized)")
+            self.program.outputs.append(self.values[out])
+
+    # ---- constants from the converted graph --------------------------------------
+    def constant(self, node: Node) -> tuple[np.ndarray, np.ndarray]:
+        """(integer values, per-channel scales) of a dequantize_per_channel constant."""
+        if _target_name(node) != DEQUANTIZE_PER_CHANNEL:
+            _fail(self.node, "weights must be constant parameters of the module")
+        values, scales = (getattr(self.gm, arg.target) for arg in node.args[:2])
+        return values.numpy(), scales.numpy().astype(np.float64)
+
+
+def fused_activation_name(node: Node) -> str:
+    return {(0.0, float("inf")): "RELU", (0.0, 6.0): "RELU6",
+            (-1.0, 1.0): "RELU_N1_TO_1"}[activation_bounds(node)]
+
+
+# ---- one lowering per ATen op (keys: ops.SUPPORTED_ATEN_OPS) ----------------------------
+def lower_conv2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    args = list(node.args) + [None] * (7 - len(node.args))
+    x_node, w_node, b_node, stride, padding, dilation, groups = args
+    stride, padding = stride or [1, 1], padding or [0, 0]
+    dilation, groups = dilation or [1, 1], groups or 1
+    if isinstance(padding, str):
+        _fail(node, f"string padding {padding!r}: give explicit integer padding")
+    x = lw.as_nhwc(lw.value(x_node))
+    weights, w_scales = lw.constant(w_node)  # [O, I/groups, kh, kw]
+    out_ch, in_per_group, kh, kw = weights.shape
+    in_ch = lw.shape(x)[3]
+    depthwise = groups > 1 and groups == in_ch and in_per_group == 1
+    if groups > 1 and not depthwise:
+        _fail(node, f"grouped convolution (groups={groups}) is not supported; use groups=1 or "
+                    f"depthwise (groups=in_channels)")
+    x, pad_kind = _explicit_padding(lw, x, (kh, kw), stride, padding, dilation)
+    _, h, w, _ = lw.shape(x)
+    oh = window(h, kh, stride[0], dilation[0], pad_kind).out
+    ow = window(w, kw, stride[1], dilation[1], pad_kind).out
+    base = node.name
+    if depthwise:
+        w_data, axis, kind = weights.transpose(1, 2, 3, 0), 3, "DEPTHWISE_CONV_2D"
+    else:
+        w_data, axis, kind = weights.transpose(0, 2, 3, 1), 0, "CONV_2D"
+    w_name = lw.new_const(base + "_weights", w_data.astype(np.int8), "int8",
+                          Quant(w_scales, np.zeros(out_ch, np.int64), axis))
+    b_name = _bias(lw, base, b_node, lw.quant(x), w_scales, out_ch)
+    out = lw.new_activation(base, (lw.shape(x)[0], oh, ow, out_ch), quant)
+    lw.nhwc.add(out)
+    options = dict(padding=pad_kind, stride_h=stride[0], stride_w=stride[1],
+                   dilation_h_factor=dilation[0], dilation_w_factor=dilation[1],
+                   fused_activation_function=fused)
+    if depthwise:
+        options["depth_multiplier"] = out_ch // in_ch
+    lw.emit(kind, [x, w_name, b_name], [out], **options)
+    return out
+
+
+def _explicit_padding(lw: Lowering, x: str, kernel, stride, padding, dilation) -> tuple[str, str]:
+    """PyTorch pads symmetrically; TFLite's SAME may pad one side more. Use SAME/VALID
+    when they agree with PyTorch, else a PAD op (padding with the zero point) + VALID."""
+    _, h, w, c = lw.shape(x)
+    if all(p == 0 for p in padding):
+        return x, "VALID"
+    same = [window(size, k, s, d, "SAME") for size, k, s, d in zip((h, w), kernel, stride, dilation)]
+    torch_out = [(size + 2 * p - ((k - 1) * d + 1)) // s + 1
+                 for size, k, s, d, p in zip((h, w), kernel, stride, dilation, padding)]
+    if all(sw.pad_before == p and sw.out == o for sw, p, o in zip(same, padding, torch_out)):
+        return x, "SAME"
+    ph, pw = padding
+    out = lw.new_activation(x + "_padded", (lw.shape(x)[0], h + 2 * ph, w + 2 * pw, c), lw.quant(x))
+    lw.nhwc.add(out)
+    pads = lw.new_const(x + "_paddings", np.array([[0, 0], [ph, ph], [pw, pw], [0, 0]], np.int32), "int32")
+    lw.emit("PAD", [x, pads], [out])
+    return out, "VALID"
+
+
+def _bias(lw: Lowering, base: str, b_node, x_quant: Quant, w_scales, out_ch: int) -> str:
+    scales = float(x_quant.scale[0]) * np.broadcast_to(w_scales, (out_ch,))
+    if b_node is None:
+        data = np.zeros(out_ch, np.int32)
+    else:
+        data, _ = lw.constant(b_node)
+    return lw.new_const(base + "_bias", data.astype(np.int32), "int32",
+                        Quant(scales, np.zeros(out_ch, np.int64), 0))
+
+
+def lower_linear(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    x = lw.as_plain(lw.value(node.args[0]))
+    if len(lw.shape(x)) != 2:
+        _fail(node, f"linear on a {len(lw.shape(x))}-D input is not supported; flatten to 2-D first")
+    weights, w_scales = lw.constant(node.args[1])
+    out_ch = weights.shape[0]
+    w_name = lw.new_const(node.name + "_weights", weights.astype(np.int8), "int8",
+                          Quant(w_scales, np.zeros(out_ch, np.int64), 0))
+    b_node = node.args[2] if len(node.args) > 2 else None
+    b_name = _bias(lw, node.name, b_node, lw.quant(x), w_scales, out_ch)
+    out = lw.new_activation(node.name, (lw.shape(x)[0], out_ch), quant)
+    lw.emit("FULLY_CONNECTED", [x, w_name, b_name], [out], fused_activation_function=fused,
+            keep_num_dims=False)
+    return out
+
+
+def lower_binary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    kind = {"aten.add.Tensor": "ADD", "aten.mul.Tensor": "MUL"}[aten_name(node.target)]
+    if node.kwargs.get("alpha", 1) != 1:
+        _fail(node, "add with alpha != 1 is not supported")
+    a, b = (lw.value(arg) for arg in node.args[:2])
+    if (a in lw.nhwc) != (b in lw.nhwc):
+        a, b = lw.as_plain(a), lw.as_plain(b)
+    shape = np.broadcast_shapes(lw.shape(a), lw.shape(b))
+    out = lw.new_activation(node.name, shape, quant)
+    if a in lw.nhwc:
+        lw.nhwc.add(out)
+    lw.emit(kind, [a, b], [out], fused_activation_function=fused)
+    return out
+
+
+def lower_activation(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """A relu/relu6 that could not be fused: its own op, which also rescales."""
+    kind = {"RELU": "RELU", "RELU6": "RELU6"}.get(fused_activation_name(node))
+    if kind is None:
+        _fail(node, "a standalone hardtanh other than (0, 6) is not supported; fuse it after a conv/linear/add")
+    x = lw.value(node.args[0])
+    out = lw.new_activation(node.name, lw.shape(x), quant)
+    if x in lw.nhwc:
+        lw.nhwc.add(out)
+    lw.emit(kind, [x], [out])
+    return out
+
+
+def _pool(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, padding) -> str:
+    x = lw.as_nhwc(lw.value(node.args[0]))
+    x, pad_kind = _pool_padding(lw, node, x, kernel, stride, padding)
+    _, h, w, c = lw.shape(x)
+    oh = window(h, kernel[0], stride[0], 1, pad_kind).out
+    ow = window(w, kernel[1], stride[1], 1, pad_kind).out
+    out = lw.new_activation(node.name, (lw.shape(x)[0], oh, ow, c), quant)
+    lw.nhwc.add(out)
+    lw.emit(kind, [x], [out], padding=pad_kind, stride_h=stride[0], stride_w=stride[1],
+            filter_height=kernel[0], filter_width=kernel[1], fused_activation_function="NONE")
+    return out
+
+
+def _pool_padding(lw, node, x, kernel, stride, padding) -> tuple[str, str]:
+    if all(p == 0 for p in padding):
+        return x, "VALID"
+    _, h, w, _ = lw.shape(x)
+    same = [window(size, k, s, 1, "SAME") for size, k, s in zip((h, w), kernel, stride)]
+    torch_out = [(size + 2 * p - k) // s + 1 for size, k, s, p in zip((h, w), kernel, stride, padding)]
+    if all(sw.pad_before == p and sw.out == o for sw, p, o in zip(same, padding, torch_out)):
+        return x, "SAME"
+    _fail(node, f"pooling padding {list(padding)} differs from TFLite's SAME padding here; "
+                f"use padding 0 or a size where SAME matches")
+
+
+def _pair(v, default=None):
+    if v is None or v == []:
+        v = default
+    return list(v) * 2 if len(v) == 1 else list(v)
+
+
+def lower_max_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    args = list(node.args) + [None] * (6 - len(node.args))
+    _, kernel, stride, padding, dilation, ceil_mode = args
+    kernel = _pair(kernel)
+    if dilation and any(d != 1 for d in _pair(dilation)):
+        _fail(node, "dilated max pooling is not supported")
+    return _pool(lw, node, quant, "MAX_POOL_2D", kernel, _pair(stride, kernel), _pair(padding, [0]))
+
+
+def lower_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    args = list(node.args) + [None] * (7 - len(node.args))
+    _, kernel, stride, padding, ceil_mode, count_include_pad, divisor = args
+    padding = _pair(padding, [0])
+    if divisor is not None:
+        _fail(node, "avg_pool2d with divisor_override is not supported")
+    if any(padding) and count_include_pad is not False:
+        _fail(node, "padded avg_pool2d must use count_include_pad=False (TFLite excludes padding)")
+    kernel = _pair(kernel)
+    return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, _pair(stride, kernel), padding)
+
+
+def lower_adaptive_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    _, h, w, _ = lw.shape(lw.as_nhwc(lw.value(node.args[0])))
+    oh, ow = _pair(node.args[1])
+    if h % oh or w % ow:
+        _fail(node, f"adaptive_avg_pool2d from {h}x{w} to {oh}x{ow} needs uneven windows; "
+                    f"use an output size that divides the input")
+    kernel = [h // oh, w // ow]
+    return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, kernel, [0, 0])
+
+
+def lower_mean(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    x = lw.value(node.args[0])
+    dims = sorted(d % 4 for d in node.args[1]) if len(lw.shape(x)) == 4 else None
+    keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+    if dims != [2, 3]:
+        _fail(node, "mean is supported over the spatial dimensions (2, 3) of a 4-D tensor only")
+    _, h, w, _ = lw.shape(lw.as_nhwc(x))
+    pooled = _pool(lw, node, quant, "AVERAGE_POOL_2D", [h, w], [h, w], [0, 0])
+    if keepdim:
+        return pooled
+    out = lw.new_activation(node.name + "_squeezed", (lw.shape(pooled)[0], lw.shape(pooled)[3]), quant)
+    lw.emit("RESHAPE", [pooled], [out], new_shape=list(lw.shape(out)))
+    return out
+
+
+def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    x = lw.as_plain(lw.value(node.args[0]))
+    new_shape = tuple(node.meta["val"].shape)
+    out = lw.new_activation(node.name, new_shape, quant)
+    lw.emit("RESHAPE", [x], [out], new_shape=list(new_shape))
+    return out
+
+
+def lower_permute(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    x = lw.value(node.args[0])
+    dims = [d % len(lw.shape(x)) for d in node.args[1]]
+    perm = [NCHW_TO_NHWC.index(d) for d in dims] if x in lw.nhwc else dims
+    return lw.transpose(x, perm, node.name)
+
+
+def lower_cat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    parts = [lw.value(arg) for arg in node.args[0]]
+    dim = node.args[1] if len(node.args) > 1 else 0
+    if not all(p in lw.nhwc for p in parts):
+        parts = [lw.as_plain(p) for p in parts]
+    axis = lw.torch_axis(parts[0], dim)
+    shape = list(lw.shape(parts[0]))
+    shape[axis] = sum(lw.shape(p)[axis] for p in parts)
+    out = lw.new_activation(node.name, shape, quant)
+    if parts[0] in lw.nhwc:
+        lw.nhwc.add(out)
+    lw.emit("CONCATENATION", parts, [out], axis=axis, fused_activation_function="NONE")
+    return out
+
+
+def lower_softmax(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """TFLite's softmax works on the last axis: other axes are moved there and back."""
+    x = lw.value(node.args[0])
+    rank = len(lw.shape(x))
+    axis = lw.torch_axis(x, node.args[1])
+    to_last = [a for a in range(rank) if a != axis] + [axis]
+    moved = x if axis == rank - 1 else lw.transpose(x, to_last, node.name + "_moved")
+    out = lw.new_activation(node.name, lw.shape(moved), quant)
+    lw.emit("SOFTMAX", [moved], [out], beta=1.0)
+    if axis != rank - 1:
+        out = lw.transpose(out, [to_last.index(a) for a in range(rank)], node.name + "_restored")
+    if x in lw.nhwc:
+        lw.nhwc.add(out)
+    return out
+
+
+def lower_identity(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    x = lw.value(node.args[0])
+    out = lw.new_activation(node.name, lw.shape(x), quant)
+    if x in lw.nhwc:
+        lw.nhwc.add(out)
+    lw.emit("RESHAPE", [x], [out], new_shape=list(lw.shape(x)))
+    return out
+
+
+LOWERINGS = {
+    "aten.conv2d.default": lower_conv2d,
+    "aten.linear.default": lower_linear,
+    "aten.add.Tensor": lower_binary,
+    "aten.mul.Tensor": lower_binary,
+    "aten.relu.default": lower_activation,
+    "aten.relu6.default": lower_activation,
+    "aten.hardtanh.default": lower_activation,
+    "aten.max_pool2d.default": lower_max_pool2d,
+    "aten.avg_pool2d.default": lower_avg_pool2d,
+    "aten.adaptive_avg_pool2d.default": lower_adaptive_avg_pool2d,
+    "aten.mean.dim": lower_mean,
+    "aten.flatten.using_ints": lower_reshape,
+    "aten.view.default": lower_reshape,
+    "aten.reshape.default": lower_reshape,
+    "aten.permute.default": lower_permute,
+    "aten.cat.default": lower_cat,
+    "aten.softmax.int": lower_softmax,
+    "aten.dropout.default": lower_identity,
+    "aten.clone.default": lower_identity,
+    "aten.contiguous.default": lower_identity,
+}
+
+
+def lower(gm: GraphModule, example_inputs: tuple) -> Program:
+    """The converted PT2E graph -> Edge program with int8 inputs and outputs."""
+    return Lowering(gm).run(example_inputs)

@@ -1,0 +1,167 @@
+"""Stage 2, quantize: PT2E post-training quantization with mcu-compile's own Quantizer.
+
+int8 activations (asymmetric, per tensor), int8 weights (symmetric per output
+channel, +-127), int32 bias (scale = s_in * s_w); conv+batchnorm folded and
+relu/relu6 fused into the op that produces their input, as TFLite int8 expects.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Iterable
+
+import torch
+
+# torchao's compiled extensions are CUDA kernels we never call; loading them only prints
+# warnings on a CPU-only machine, as does a deprecation notice of its pytree registrations.
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+logging.getLogger("torchao").setLevel(logging.ERROR)
+from torch.fx import GraphModule, Node
+from torchao.quantization.pt2e.observer import MinMaxObserver, PerChannelMinMaxObserver
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+from torchao.quantization.pt2e.quantizer import (
+    DerivedQuantizationSpec,
+    FixedQParamsQuantizationSpec,
+    QuantizationAnnotation,
+    QuantizationSpec,
+    Quantizer,
+    SharedQuantizationSpec,
+)
+
+from ..errors import InputError
+from .aten_ops import SUPPORTED_ATEN_OPS, aten_name
+
+ACTIVATION = QuantizationSpec(
+    dtype=torch.int8, quant_min=-128, quant_max=127, qscheme=torch.per_tensor_affine,
+    observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+WEIGHT = QuantizationSpec(
+    dtype=torch.int8, quant_min=-127, quant_max=127, qscheme=torch.per_channel_symmetric, ch_axis=0,
+    observer_or_fake_quant_ctr=PerChannelMinMaxObserver.with_args(eps=2**-12))
+SOFTMAX_OUTPUT = FixedQParamsQuantizationSpec(
+    dtype=torch.int8, scale=1.0 / 256.0, zero_point=-128, quant_min=-128, quant_max=127,
+    qscheme=torch.per_tensor_affine)
+FUSABLE_PRODUCERS = ("weighted", "binary")
+
+
+def _bias_spec(input_node: Node, weight_node: Node, node: Node) -> DerivedQuantizationSpec:
+    def derive(observers):
+        act, weight = observers
+        act_scale, _ = act.calculate_qparams()
+        weight_scale, _ = weight.calculate_qparams()
+        scale = (act_scale * weight_scale).to(torch.float32)
+        return scale, torch.zeros_like(scale, dtype=torch.int32)
+
+    return DerivedQuantizationSpec(
+        derived_from=[(input_node, node), (weight_node, node)], derive_qparams_fn=derive,
+        dtype=torch.int32, quant_min=-(2**31) + 1, quant_max=2**31 - 1,
+        qscheme=torch.per_channel_symmetric, ch_axis=0)
+
+
+def role(node: Node) -> str | None:
+    if node.op != "call_function":
+        return None
+    return SUPPORTED_ATEN_OPS.get(aten_name(node.target))
+
+
+def fused_activation_of(node: Node) -> Node | None:
+    """The relu/relu6 that consumes this op's output alone, if it can be fused into it."""
+    if role(node) not in FUSABLE_PRODUCERS or len(node.users) != 1:
+        return None
+    user = next(iter(node.users))
+    return user if role(user) == "activation" and is_fusable_activation(user) else None
+
+
+def activation_bounds(node: Node) -> tuple[float, float]:
+    """(low, high) of relu (0, inf), relu6 (0, 6) or hardtanh(min_val=-1, max_val=1)."""
+    name = aten_name(node.target)
+    if name == "aten.relu.default":
+        return 0.0, float("inf")
+    if name == "aten.relu6.default":
+        return 0.0, 6.0
+    low = node.args[1] if len(node.args) > 1 else node.kwargs.get("min_val", -1.0)
+    high = node.args[2] if len(node.args) > 2 else node.kwargs.get("max_val", 1.0)
+    return float(low), float(high)
+
+
+def is_fusable_activation(node: Node) -> bool:
+    return activation_bounds(node) in ((0.0, float("inf")), (0.0, 6.0), (-1.0, 1.0))
+
+
+class McuQuantizer(Quantizer):
+    """Annotates an exported graph with TFLite-compatible int8 quantization."""
+
+    def annotate(self, model: GraphModule) -> GraphModule:
+        for node in model.graph.nodes:
+            kind = role(node)
+            if kind is None or "quantization_annotation" in node.meta:
+                continue
+            getattr(self, f"_annotate_{kind}")(node)
+        return model
+
+    def validate(self, model: GraphModule) -> None:
+        pass
+
+    @staticmethod
+    def _set(node: Node, inputs: dict, output) -> None:
+        node.meta["quantization_annotation"] = QuantizationAnnotation(
+            input_qspec_map=inputs, output_qspec=output, _annotated=True)
+
+    def _output_spec_with_fusion(self, node: Node):
+        """The op's output spec, or none if a fused activation carries it."""
+        activation = fused_activation_of(node)
+        if activation is None:
+            return ACTIVATION
+        self._set(activation, {}, ACTIVATION)
+        return None
+
+    def _annotate_weighted(self, node: Node) -> None:
+        x, weight = node.args[0], node.args[1]
+        bias = node.args[2] if len(node.args) > 2 else None
+        inputs = {x: ACTIVATION, weight: WEIGHT}
+        if isinstance(bias, Node):
+            inputs[bias] = _bias_spec(x, weight, node)
+        self._set(node, inputs, self._output_spec_with_fusion(node))
+
+    def _annotate_binary(self, node: Node) -> None:
+        inputs = {arg: ACTIVATION for arg in node.args[:2] if isinstance(arg, Node)}
+        self._set(node, inputs, self._output_spec_with_fusion(node))
+
+    def _annotate_activation(self, node: Node) -> None:
+        self._set(node, {node.args[0]: ACTIVATION}, ACTIVATION)
+
+    def _annotate_shared(self, node: Node) -> None:
+        sources = node.args[0] if aten_name(node.target) == "aten.cat.default" else [node.args[0]]
+        first = sources[0]
+        inputs = {first: ACTIVATION}
+        for other in sources[1:]:
+            if other not in inputs:  # torch.cat([y, y]) names one input twice
+                inputs[other] = SharedQuantizationSpec((first, node))
+        self._set(node, inputs, SharedQuantizationSpec((first, node)))
+
+    def _annotate_softmax(self, node: Node) -> None:
+        self._set(node, {node.args[0]: ACTIVATION}, SOFTMAX_OUTPUT)
+
+    def _annotate_identity(self, node: Node) -> None:
+        self._set(node, {node.args[0]: ACTIVATION}, SharedQuantizationSpec((node.args[0], node)))
+
+
+def quantize(exported: torch.export.ExportedProgram, calibration: Iterable[tuple] | None,
+             example_inputs: tuple) -> GraphModule:
+    """Calibrate on `calibration` (or the example inputs, with a warning) and convert."""
+    if calibration is None:
+        warnings.warn("no calibration data given: calibrating on the example inputs only; "
+                      "pass calibration=[...] (representative inputs) for accurate int8 scales",
+                      stacklevel=3)
+        calibration = [tuple(example_inputs)]
+    prepared = prepare_pt2e(exported.module(), McuQuantizer())
+    count = 0
+    with torch.no_grad():
+        for sample in calibration:
+            sample = sample if isinstance(sample, (tuple, list)) else (sample,)
+            prepared(*[torch.as_tensor(s, dtype=torch.float32) for s in sample])
+            count += 1
+    if count == 0:
+        raise InputError("calibration data is empty: give at least one input tuple")
+    return convert_pt2e(prepared)

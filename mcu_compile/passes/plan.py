@@ -1,0 +1,269 @@
+"""Stage 5, plan: every activation and kernel scratch buffer gets a fixed offset in one
+static arena, decided at compile time from tensor lifetimes.
+
+Storage is shared where the bytes allow it: a RESHAPE's output is its input (same
+data, another shape), and an elementwise op (ADD, MUL, RELU, RELU6) writes its
+output over an input of the same shape that dies there (each output byte depends
+only on the input bytes at the same index, which the kernel has already read).
+Buffers whose lifetimes overlap never share bytes. Offsets come from several greedy
+placements (different orders, first fit and best fit); the smallest arena wins.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir.program import Op, Program
+
+ALIGNMENT = 16
+IN_PLACE_OPS = ("ADD", "MUL", "RELU", "RELU6")
+
+
+def align(n: int, alignment: int = ALIGNMENT) -> int:
+    return (n + alignment - 1) // alignment * alignment
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A span of the arena that must stay intact over ops first..last (inclusive)."""
+
+    name: str
+    size: int
+    first: int
+    last: int
+
+    def overlaps_in_time(self, other: "Buffer") -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass
+class MemoryPlan:
+    arena_bytes: int
+    lower_bound: int  # max over ops of the bytes live at once
+    offsets: dict[str, int]  # tensor name (and "scratch:<op index>") -> arena offset
+    sizes: dict[str, int]
+    aliases: dict[str, str] = field(default_factory=dict)  # tensor -> tensor it shares bytes with
+    alias_offsets: dict[str, int] = field(default_factory=dict)  # where inside that tensor
+    scratch: dict[int, str] = field(default_factory=dict)  # op index -> scratch buffer name
+    buffers: list[Buffer] = field(default_factory=list)  # lifetimes, for reports
+    strategy: str = ""  # the placement that won
+
+    def offset(self, tensor: str) -> int:
+        return self.offsets[self.aliases.get(tensor, tensor)] + self.alias_offsets.get(tensor, 0)
+
+
+def last_uses(program: Program) -> dict[str, int]:
+    """Index of the last op reading each activation; graph outputs live past the end."""
+    last = {name: len(program.ops) for name in program.outputs}
+    for index, op in enumerate(program.ops):
+        for name in op.inputs:
+            if name and not program.tensor(name).is_const:
+                last[name] = max(last.get(name, index), index)
+    return last
+
+
+class StorageGroups:
+    """Tensors that live in another tensor's bytes: each tensor -> (root, byte offset in it)."""
+
+    def __init__(self):
+        self.roots: dict[str, str] = {}
+        self.offsets: dict[str, int] = {}
+        self.members: dict[str, list[str]] = {}
+
+    def root(self, name: str) -> str:
+        return self.roots.get(name, name)
+
+    def group(self, name: str) -> list[str]:
+        root = self.root(name)
+        return self.members.get(root, [root])
+
+    def join(self, tensor: str, source: str, offset: int = 0) -> None:
+        """Place `tensor` (and everything sharing its bytes) at `offset` within `source`."""
+        target = self.root(source)
+        shift = self.offsets.get(source, 0) + offset - self.offsets.get(tensor, 0)
+        moved = self.group(tensor)
+        self.members.pop(self.root(tensor), None)
+        for m in moved:
+            self.roots[m] = target
+            self.offsets[m] = self.offsets.get(m, 0) + shift
+        self.members.setdefault(target, [target]).extend(moved)
+
+
+def storage_groups(program: Program) -> StorageGroups:
+    groups = StorageGroups()
+    last = last_uses(program)
+    for index, op in enumerate(program.ops):
+        if op.kind == "RESHAPE" and not program.tensor(op.inputs[0]).is_const:
+            groups.join(op.outputs[0], op.inputs[0])
+        elif op.kind in IN_PLACE_OPS or "residual_add" in op.options:
+            # a fused residual ADD may write over its residual only (the convolution
+            # reads its input at other indices than it writes)
+            candidates = op.inputs[3:4] if "residual_add" in op.options else op.inputs
+            victim = _overwritable_input(program, op, candidates, index, last, groups)
+            if victim is not None:
+                groups.join(op.outputs[0], victim)
+        elif op.kind == "ETHOS_U":
+            # an NPU partition whose feature maps Vela placed inside its scratch (region 1)
+            for name, offset in op.options.get("io_offsets", {}).items():
+                groups.join(name, op.inputs[2], offset)
+    return groups
+
+
+def alias_roots(program: Program) -> dict[str, str]:
+    """Tensors that reuse another tensor's bytes -> that tensor (the root of the group)."""
+    return dict(storage_groups(program).roots)
+
+
+def _overwritable_input(program: Program, op: Op, candidates: list[str], index: int, last: dict[str, int],
+                        groups: StorageGroups) -> str | None:
+    """A candidate input of the same shape and type as the output whose bytes nobody
+    reads later, and that no other input of the op shares."""
+    out = program.tensor(op.outputs[0])
+    for name in candidates:
+        t = program.tensor(name) if name else None
+        if t is None or t.is_const or t.shape != out.shape or t.dtype != out.dtype:
+            continue
+        root = groups.root(name)
+        others = [n for n in op.inputs if n and n != name and not program.tensor(n).is_const]
+        if all(last.get(m, -1) <= index for m in groups.group(name)) and \
+                all(groups.root(n) != root for n in others):
+            return name
+    return None
+
+
+def buffers(program: Program, scratch_sizes: list[int], roots: dict[str, str]) -> list[Buffer]:
+    """Lifetimes in op indices; graph inputs live from the start, outputs to the end."""
+    first: dict[str, int] = {name: -1 for name in program.inputs}
+    for index, op in enumerate(program.ops):
+        # an input no op produces is the op's own workspace (an NPU partition's scratch)
+        for name in op.inputs + op.outputs:
+            if name and not program.tensor(name).is_const:
+                first.setdefault(name, index)
+    last = last_uses(program)
+    spans: dict[str, list[int]] = {}
+    for name in first:
+        root = roots.get(name, name)
+        lo, hi = first[name], last.get(name, first[name])
+        span = spans.setdefault(root, [lo, hi])
+        span[0], span[1] = min(span[0], lo), max(span[1], hi)
+    result = [Buffer(name, program.tensor(name).nbytes, lo, hi) for name, (lo, hi) in spans.items()]
+    result += [Buffer(f"scratch:{i}", size, i, i) for i, size in enumerate(scratch_sizes) if size]
+    return result
+
+
+def live_bytes(bufs: list[Buffer], steps: int) -> list[int]:
+    """Bytes live at each step -1 (inputs) .. steps (outputs)."""
+    return [sum(b.size for b in bufs if b.first <= t <= b.last) for t in range(-1, steps + 1)]
+
+
+def lower_bound(bufs: list[Buffer], steps: int) -> int:
+    return max(live_bytes(bufs, steps), default=0)
+
+
+# Orders in which buffers are placed; each is tried with first fit and best fit.
+ORDERS = {
+    "size": lambda b: (-b.size, b.first, b.name),
+    "lifetime": lambda b: (-(b.last - b.first), -b.size, b.name),
+    "area": lambda b: (-b.size * (b.last - b.first + 1), b.name),
+    "start": lambda b: (b.first, -b.size, b.name),
+}
+
+
+def place(bufs: list[Buffer], order: str = "size", best_fit: bool = False) -> dict[str, int]:
+    """Each buffer, in the given order, at an aligned offset clear of every buffer
+    placed before it that is live at the same time: the lowest such offset (first
+    fit), or the one in the tightest gap (best fit)."""
+    offsets: dict[str, int] = {}
+    placed: list[Buffer] = []
+    for buf in sorted(bufs, key=ORDERS[order]):
+        busy = sorted((offsets[p.name], offsets[p.name] + p.size) for p in placed if p.overlaps_in_time(buf))
+        offsets[buf.name] = _choose_offset(buf.size, busy, best_fit)
+        placed.append(buf)
+    return offsets
+
+
+def _choose_offset(size: int, busy: list[tuple[int, int]], best_fit: bool) -> int:
+    gaps, cursor = [], 0  # (gap size, start) of every hole that fits, then the open end
+    for start, stop in busy:
+        if cursor + size <= start:
+            gaps.append((start - cursor, cursor))
+            if not best_fit:
+                break
+        cursor = max(cursor, align(stop))
+    if not gaps or best_fit:
+        gaps.append((float("inf"), cursor))
+    return min(gaps)[1] if best_fit else gaps[0][1]
+
+
+def arena_size(bufs: list[Buffer], offsets: dict[str, int]) -> int:
+    return max(align(max((offsets[b.name] + b.size for b in bufs), default=0)), ALIGNMENT)
+
+
+def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
+    groups = storage_groups(program)
+    roots = groups.roots
+    bufs = buffers(program, scratch_sizes, roots)
+    candidates = []
+    for order in ORDERS:
+        for best_fit in (False, True):
+            offsets = place(bufs, order, best_fit)
+            name = f"{order}/{'best' if best_fit else 'first'} fit"
+            candidates.append((arena_size(bufs, offsets), len(candidates), name, offsets))
+    arena, _, strategy, offsets = min(candidates)
+    return MemoryPlan(
+        arena_bytes=arena, lower_bound=lower_bound(bufs, len(program.ops)), offsets=offsets,
+        sizes={b.name: b.size for b in bufs}, aliases=dict(roots),
+        alias_offsets={t: o for t, o in groups.offsets.items() if o},
+        scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size}, buffers=bufs,
+        strategy=strategy)
+
+
+def topological_orders(program: Program) -> dict[str, list[int]]:
+    """Candidate execution orders (op indices): the given one, and greedy orders that
+    run next the ready op which leaves the fewest bytes live (branches of a residual
+    block or a concat are then computed where they cost least)."""
+    return {"given": list(range(len(program.ops))),
+            "greedy": _greedy_order(program, prefer_freeing=False),
+            "greedy, freeing first": _greedy_order(program, prefer_freeing=True)}
+
+
+def _greedy_order(program: Program, prefer_freeing: bool) -> list[int]:
+    producers = {name: i for i, op in enumerate(program.ops) for name in op.outputs}
+    needs = [{producers[n] for n in op.inputs if n in producers} for op in program.ops]
+    readers: dict[str, set[int]] = {}
+    for i, op in enumerate(program.ops):
+        for name in op.inputs:
+            if name in producers or name in program.inputs:
+                readers.setdefault(name, set()).add(i)
+    done: list[int] = []
+    pending = set(range(len(program.ops)))
+
+    def cost(i: int):
+        op = program.ops[i]
+        allocated = sum(program.tensor(n).nbytes for n in op.outputs)
+        freed = sum(program.tensor(n).nbytes for n in set(op.inputs)
+                    if n in readers and n not in program.outputs and readers[n] <= set(done) | {i})
+        return (-freed, allocated, i) if prefer_freeing else (allocated - freed, i)
+
+    while pending:
+        ready = [i for i in pending if needs[i] <= set(done)]
+        best = min(ready, key=cost)
+        done.append(best)
+        pending.remove(best)
+    return done
+
+
+def reorder(program: Program, order: list[int]) -> Program:
+    return Program(program.tensors, [program.ops[i] for i in order], list(program.inputs),
+                   list(program.outputs), program.metadata)
+
+
+def schedule_for_memory(program: Program, scratch_sizes: list[int]) -> tuple[Program, list[int], str]:
+    """The execution order with the lowest peak of live bytes (ties keep the given order)."""
+    best = None
+    for rank, (name, order) in enumerate(topological_orders(program).items()):
+        candidate = reorder(program, order)
+        scratch = [scratch_sizes[i] for i in order]
+        peak = lower_bound(buffers(candidate, scratch, alias_roots(candidate)), len(order))
+        if best is None or peak < best[0]:
+            best = (peak, candidate, scratch, name)
+    return best[1], best[2], best[3]
