@@ -25,7 +25,7 @@ import pytest
 from tflite_micro.python.tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-from mcu_compile.codegen import ops as codegen_ops
+from mcu_compile.ops.registry import scratch_bytes
 from mcu_compile.reference import interpreter as reference
 from mcu_compile.ir.program import Op, Program, Quant, Tensor
 from mcu_compile.ir.offline_plan import (METADATA_NAME, ONLINE, offline_offsets, offline_plan_metadata,
@@ -124,7 +124,7 @@ def program_named(name: str) -> Program:
 
 
 def our_plan(program: Program):
-    return plan_memory(program, [codegen_ops.scratch_bytes(program, op) for op in program.ops])
+    return plan_memory(program, [scratch_bytes(program, op) for op in program.ops])
 
 
 def int8_inputs(program: Program, seed: int) -> list[np.ndarray]:

@@ -30,36 +30,30 @@ _ACTIVATION = {"NONE": fb.ActivationFunctionType.NONE, "RELU": fb.ActivationFunc
                "RELU_N1_TO_1": fb.ActivationFunctionType.RELU_N1_TO_1}
 _ENUMS = {"padding": _PADDING, "fused_activation_function": _ACTIVATION}
 
-_WINDOW = {"padding": "VALID", "stride_h": 1, "stride_w": 1}
-_CONV = {**_WINDOW, "dilation_h_factor": 1, "dilation_w_factor": 1,
-         "fused_activation_function": "NONE"}
-_POOL = {**_WINDOW, "filter_height": 1, "filter_width": 1, "fused_activation_function": "NONE"}
-_FUSED = {"fused_activation_function": "NONE"}
 
-# op kind -> (BuiltinOptions table name or None, IR option keys with their defaults)
-OP_OPTIONS: dict[str, tuple[str | None, dict]] = {
-    "CONV_2D": ("Conv2DOptions", _CONV),
-    "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", {**_CONV, "depth_multiplier": 1}),
-    "FULLY_CONNECTED": ("FullyConnectedOptions", {**_FUSED, "keep_num_dims": False}),
-    "ADD": ("AddOptions", _FUSED),
-    "MUL": ("MulOptions", _FUSED),
-    "MAX_POOL_2D": ("Pool2DOptions", _POOL),
-    "AVERAGE_POOL_2D": ("Pool2DOptions", _POOL),
-    "SOFTMAX": ("SoftmaxOptions", {"beta": 1.0}),
-    "RESHAPE": ("ReshapeOptions", {"new_shape": None}),
-    "TRANSPOSE": ("TransposeOptions", {}),
-    "CONCATENATION": ("ConcatenationOptions", {"axis": 0, **_FUSED}),
-    "PAD": ("PadOptions", {}),
-    "RELU": (None, {}),
-    "RELU6": (None, {}),
-    "MEAN": ("ReducerOptions", {"keep_dims": False}),
-    "QUANTIZE": ("QuantizeOptions", {}),
-    "DEQUANTIZE": ("DequantizeOptions", {}),
-    # An Ethos-U partition: TFLite's CUSTOM "ethos-u" operator (inputs: command stream,
-    # read-only data, scratch, fast scratch, feature maps), as TFLite Micro's kernel takes it.
-    "ETHOS_U": (None, {}),
-}
-CUSTOM_CODES = {"ETHOS_U": "ethos-u"}
+def _form(kind: str):
+    """The op kind's TFLite form (options table and fields), from the op registry."""
+    from ..ops import registry  # the registry's families import this package's program module
+    form = registry.get(kind).tflite
+    if form is None:
+        raise UnsupportedOpError(f"{kind}: a firmware-only fused form, which a .tflite cannot hold; "
+                                 "write the program before the fusion passes")
+    return form
+
+
+def _file_kinds() -> dict:
+    from ..ops import registry
+    return registry.file_kinds()
+
+
+def _kind_of(code: int, custom_code: str) -> str:
+    """The op kind of an operator code: a builtin's name, or the kind whose custom code it is."""
+    name = _OP_NAMES.get(code, f"builtin code {code}")
+    for kind, k in _file_kinds().items():
+        builtin = k.tflite.builtin or kind
+        if builtin == name and (k.tflite.custom_code is None or k.tflite.custom_code == custom_code):
+            return kind
+    return f"CUSTOM op {custom_code!r}" if code == fb.BuiltinOperator.CUSTOM else name
 
 
 def _camel(key: str) -> str:
@@ -103,7 +97,8 @@ def _quant_to_tfl(quant: Quant) -> fb.QuantizationParametersT:
 
 
 def _options_to_tfl(program: Program, op: Op):
-    table, fields = OP_OPTIONS[op.kind]
+    form = _form(op.kind)
+    table, fields = form.options_table, form.fields
     if table is None:
         return fb.BuiltinOptions.NONE, None
     options = getattr(fb, table + "T")()
@@ -177,16 +172,16 @@ class _Writer:
         return self.index[t.name]
 
     def operator(self, program: Program, op: Op) -> fb.OperatorT:
-        code = fb.BuiltinOperator.CUSTOM if op.kind in CUSTOM_CODES else getattr(fb.BuiltinOperator, op.kind, None)
-        if code is None or op.kind not in OP_OPTIONS:
+        if op.kind not in _file_kinds():
             raise UnsupportedOpError(f"{op.kind}: not a TFLite builtin mcu-compile can write; "
-                                     f"supported: {', '.join(OP_OPTIONS)}")
-        code = (code, CUSTOM_CODES.get(op.kind))
+                                     f"supported: {', '.join(_file_kinds())}")
+        form = _form(op.kind)
+        code = (getattr(fb.BuiltinOperator, form.builtin or op.kind), form.custom_code)
         if code not in self.opcodes:
             self.opcodes.append(code)
         inputs = [self.index[n] if n else -1 for n in op.inputs]
-        if op.kind == "DEPTHWISE_CONV_2D" and (len(inputs) < 3 or inputs[2] < 0):
-            inputs[2:] = [self.zero_bias(program, op)]
+        if form.zero_bias_dim is not None and (len(inputs) < 3 or inputs[2] < 0):
+            inputs[2:] = [self.zero_bias(program, op, form.zero_bias_dim)]
         o = fb.OperatorT()
         o.opcodeIndex = self.opcodes.index(code)
         o.inputs = np.array(inputs, dtype=np.int32)
@@ -194,9 +189,9 @@ class _Writer:
         o.builtinOptionsType, o.builtinOptions = _options_to_tfl(program, op)
         return o
 
-    def zero_bias(self, program: Program, op: Op) -> int:
-        """TFLite Micro's DEPTHWISE_CONV_2D crashes without a bias: give it zeros."""
-        channels = program.tensor(op.inputs[1]).shape[3]
+    def zero_bias(self, program: Program, op: Op, channels_dim: int) -> int:
+        """Zeros for a kind whose TFLite Micro kernel crashes without a bias."""
+        channels = program.tensor(op.inputs[1]).shape[channels_dim]
         s_in = program.tensor(op.inputs[0]).quant.scale[0]
         w_scale = np.broadcast_to(program.tensor(op.inputs[1]).quant.scale, (channels,))
         name = program.unique_name(f"{op.outputs[0]}_zero_bias")
@@ -311,15 +306,11 @@ class _Reader:
         if not 0 <= o.opcodeIndex < len(codes):
             self.fail(f"operator {index} refers to opcode {o.opcodeIndex}, but there are {len(codes)}")
         oc = codes[o.opcodeIndex]
-        code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
-        kind = _OP_NAMES.get(code, f"builtin code {code}")
-        if code == fb.BuiltinOperator.CUSTOM:
-            custom = {v: k for k, v in CUSTOM_CODES.items()}
-            kind = custom.get(_text(oc.customCode), f"CUSTOM op {_text(oc.customCode)!r}")
-        if kind not in OP_OPTIONS:
+        kind = _kind_of(max(oc.builtinCode, oc.deprecatedBuiltinCode), _text(oc.customCode))
+        if kind not in _file_kinds():
             raise UnsupportedOpError(
                 f"{self.source}: operator {index} is {kind}, which mcu-compile does not support; "
-                f"rewrite the model with: {', '.join(OP_OPTIONS)}")
+                f"rewrite the model with: {', '.join(_file_kinds())}")
         inputs = [self.name(i, f"operator {index} ({kind})") if i >= 0 else ""
                   for i in (o.inputs if o.inputs is not None else [])]
         outputs = [self.name(i, f"operator {index} ({kind})")
@@ -331,7 +322,7 @@ class _Reader:
                   source=f"{self.source}: operator {index} ({kind}) -> {outputs[0]}")
 
     def check_int8(self, prog: Program, index: int, kind: str, first_input: str):
-        if kind in ("QUANTIZE", "DEQUANTIZE", "ETHOS_U") or not first_input:
+        if not _file_kinds()[kind].int8_input or not first_input:
             return
         dtype = prog.tensor(first_input).dtype
         if dtype != "int8":
@@ -355,7 +346,7 @@ def _quant_from_tfl(q: fb.QuantizationParametersT | None) -> Quant | None:
 
 
 def _options_from_tfl(kind: str, options) -> dict:
-    _, fields = OP_OPTIONS[kind]
+    fields = _form(kind).fields
     result = {}
     for key, default in fields.items():
         value = getattr(options, _camel(key), None) if options is not None else None

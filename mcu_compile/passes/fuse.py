@@ -7,24 +7,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir.program import Program
-
-PADDABLE = ("CONV_2D", "DEPTHWISE_CONV_2D")
+from ..ir.program import Op, Program
+from ..ops import registry
+from ..ops.shape import folded_padding
 
 
 def fold_pads_into_convolutions(program: Program) -> Program:
-    """PAD -> VALID convolution becomes one convolution with explicit leading padding.
+    """A zero-point PAD before a VALID window op that takes folded padding becomes that
+    op's `explicit_padding` ([top, left, bottom, right]).
 
     The kernels skip out-of-bounds taps, which adds exactly what taps on the zero
     point would (x - zero_point = 0), so the padded copy of the input is never built.
     """
     ops, dropped = [], set()
     for op in program.ops:
-        producer = program.producer(op.inputs[0]) if op.kind in PADDABLE else None
-        if producer is not None and _foldable(program, producer, op):
-            paddings = program.tensor(producer.inputs[1]).data
+        producer = program.producer(op.inputs[0]) if registry.of(op).takes_folded_padding else None
+        padding = _foldable_padding(program, producer, op) if producer is not None else None
+        if padding is not None:
             op = replace(op, inputs=[producer.inputs[0]] + op.inputs[1:],
-                         options={**op.options, "explicit_padding": [int(paddings[1][0]), int(paddings[2][0])]})
+                         options={**op.options, "explicit_padding": padding})
             dropped.add(id(producer))
         ops.append(op)
     ops = [op for op in ops if id(op) not in dropped]
@@ -33,25 +34,23 @@ def fold_pads_into_convolutions(program: Program) -> Program:
     return Program(tensors, ops, list(program.inputs), list(program.outputs), dict(program.metadata))
 
 
-def _foldable(program: Program, pad, conv) -> bool:
-    if pad.kind != "PAD" or conv.options.get("padding") != "VALID":
-        return False
+def _foldable_padding(program: Program, pad: Op, window_op: Op) -> list[int] | None:
+    if not registry.of(pad).folds_into_window or window_op.options.get("padding") != "VALID":
+        return None
     padded = pad.outputs[0]
     if padded in program.outputs or len(program.consumers(padded)) != 1:
-        return False
-    paddings = program.tensor(pad.inputs[1]).data
-    # only spatial padding, and a kernel can only skip leading/trailing taps that are >= 0
-    return (paddings.shape == (4, 2) and not paddings[0].any() and not paddings[3].any()
-            and (paddings >= 0).all())
+        return None
+    return folded_padding(program, pad)
 
 
 def fuse_residual_adds(program: Program) -> Program:
-    """CONV_2D -> ADD(conv, residual) becomes one CONV_2D that adds the residual as it
-    stores each output (mcu_convolve_add_s8), when the ADD is the convolution's only
-    reader and nothing broadcasts. The sum may then overwrite the residual (plan.py
-    decides), so a residual block needs two feature maps instead of three."""
+    """conv -> ADD(conv, residual) becomes one op of the conv kind's residual_add_kind,
+    which adds the residual as it stores each output (mcu_convolve_add_s8), when the
+    ADD is the convolution's only reader and nothing broadcasts. The sum may then
+    overwrite the residual (plan.py decides), so a residual block needs two feature
+    maps instead of three."""
     ops = list(program.ops)
-    for add in [op for op in ops if op.kind == "ADD"]:
+    for add in [op for op in ops if registry.of(op).is_residual_add]:
         fused = _residual_fusion(program, add)
         if fused is not None:
             conv, op = fused
@@ -64,15 +63,17 @@ def _residual_fusion(program: Program, add):
     out = program.tensor(add.outputs[0])
     for conv_output, residual in (add.inputs[:2], add.inputs[1::-1]):
         conv = program.producer(conv_output)
-        if (conv is None or conv.kind != "CONV_2D" or "residual_add" in conv.options
+        if (conv is None or registry.of(conv).residual_add_kind is None
                 or conv_output in program.outputs or len(program.consumers(conv_output)) != 1):
             continue
         r = program.tensor(residual)
         if r.is_const or r.shape != out.shape or program.tensor(conv_output).shape != out.shape:
             continue
-        options = {**conv.options, "residual_add": {
-            "conv_output": conv_output,
-            "fused_activation_function": add.options.get("fused_activation_function", "NONE")}}
+        # the conv's own output stays in the program (never stored): its quantization
+        # is the convolution's requantization target
+        options = {**conv.options, "conv_output": conv_output,
+                   "add_fused_activation_function": add.options.get("fused_activation_function", "NONE")}
         inputs = (conv.inputs + [""] * 3)[:3] + [residual]
-        return conv, replace(conv, inputs=inputs, outputs=list(add.outputs), options=options)
+        return conv, replace(conv, kind=registry.of(conv).residual_add_kind, inputs=inputs,
+                             outputs=list(add.outputs), options=options)
     return None

@@ -1,10 +1,11 @@
 """Stage 5, plan: every activation and kernel scratch buffer gets a fixed offset in one
 static arena, decided at compile time from tensor lifetimes.
 
-Storage is shared where the bytes allow it: a RESHAPE's output is its input (same
-data, another shape), and an elementwise op (ADD, MUL, RELU, RELU6) writes its
-output over an input of the same shape that dies there (each output byte depends
-only on the input bytes at the same index, which the kernel has already read).
+Storage is shared where the bytes allow it, as each op kind's `storage` in the op
+registry says: a reshape's output is its input (same data, another shape), and an
+elementwise op writes its output over an input of the same shape that dies there
+(each output byte depends only on the input bytes at the same index, which the
+kernel has already read).
 Buffers whose lifetimes overlap never share bytes. Offsets come from several greedy
 placements (different orders, first fit and best fit); the smallest arena wins.
 """
@@ -13,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir.program import Op, Program
+from ..ops import registry
 
 ALIGNMENT = 16
-IN_PLACE_OPS = ("ADD", "MUL", "RELU", "RELU6")
 
 
 def align(n: int, alignment: int = ALIGNMENT) -> int:
@@ -92,16 +93,17 @@ def storage_groups(program: Program) -> StorageGroups:
     groups = StorageGroups()
     last = last_uses(program)
     for index, op in enumerate(program.ops):
-        if op.kind == "RESHAPE" and not program.tensor(op.inputs[0]).is_const:
+        kind = registry.of(op)
+        if kind.storage == "input" and not program.tensor(op.inputs[0]).is_const:
             groups.join(op.outputs[0], op.inputs[0])
-        elif op.kind in IN_PLACE_OPS or "residual_add" in op.options:
-            # a fused residual ADD may write over its residual only (the convolution
-            # reads its input at other indices than it writes)
-            candidates = op.inputs[3:4] if "residual_add" in op.options else op.inputs
+        elif kind.storage == "overwrite":
+            # only the inputs the kind names: a convolution with a fused residual ADD may
+            # write over its residual, never over its input (read at other indices)
+            candidates = [op.inputs[i] for i in kind.overwritable if i < len(op.inputs)]
             victim = _overwritable_input(program, op, candidates, index, last, groups)
             if victim is not None:
                 groups.join(op.outputs[0], victim)
-        elif op.kind == "ETHOS_U":
+        elif kind.storage == "workspace":
             # an NPU partition whose feature maps Vela placed inside its scratch (region 1)
             for name, offset in op.options.get("io_offsets", {}).items():
                 groups.join(name, op.inputs[2], offset)

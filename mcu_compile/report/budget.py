@@ -12,6 +12,7 @@ from ..target.boards import Board
 from ..target.elf import region_usage, symbols
 from ..target.linkmap import InputSection, flash_sections
 from ..ir.program import Program
+from ..ops import registry
 from ..passes.plan import MemoryPlan
 
 # Code the model needs besides its weights (kernels, startup, runtime), assumed before
@@ -35,11 +36,9 @@ def arena_region(board: Board, arena_bytes: int, stack_bytes: int, npu_reachable
 def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int,
                      npu_reachable: bool = False, weights_in_ram: bool = False) -> dict:
     weights = sum(t.nbytes for t in program.weights())
-    # per-channel multiplier and shift tables, 8 B per output channel, generated beside the weights
-    requant = sum(8 * program.tensor(op.inputs[1]).shape[-1 if op.kind == "DEPTHWISE_CONV_2D" else 0]
-                  for op in program.ops if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
-    npu_const = sum(t.nbytes for op in program.ops if op.kind == "ETHOS_U" for t in [program.tensor(op.inputs[1])]) + \
-        sum(len(op.options["cop2_payload"]) for op in program.ops if op.kind == "ETHOS_U")
+    # tables generated beside the weights (per-channel multipliers and shifts)
+    requant = sum(registry.of(op).table_bytes(program, op) for op in program.ops)
+    npu_const = sum(registry.of(op).npu_const_bytes(program, op) for op in program.ops)
     region = arena_region(board, plan.arena_bytes, stack_bytes, npu_reachable)
     usage = {r.name: 0 for r in board.regions}
     usage[board.code_region] += weights + requant + CODE_ESTIMATE_BYTES

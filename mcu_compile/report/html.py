@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter
 
+from ..ops import registry
 from .budget import overflowing_regions, short_name
 from ..resources import resource_dir
 
@@ -98,10 +99,10 @@ def byte_ticks(top: float, target: int = 7) -> tuple[list[float], FuncFormatter]
 
 
 def kind_label(kind: str) -> str:
-    """CONV_2D -> conv, DEPTHWISE_CONV_2D -> dwconv, FULLY_CONNECTED -> fc: tick labels."""
-    special = {"DEPTHWISE_CONV_2D": "dwconv", "FULLY_CONNECTED": "fc", "AVERAGE_POOL_2D": "avgpool",
-               "MAX_POOL_2D": "maxpool", "CONV_2D": "conv", "TRANSPOSE_CONV": "tconv"}
-    return special.get(kind, kind.lower().replace("_2d", ""))
+    """The op kind's short name for tick labels (the registry's; the kind itself, lower
+    case, for a kind this compiler no longer knows)."""
+    known = registry.all_kinds().get(kind)
+    return known.short_label() if known is not None else kind.lower().replace("_2d", "")
 
 
 def live_by_step(report: dict) -> list[tuple[int, int]]:

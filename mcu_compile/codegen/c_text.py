@@ -1,0 +1,163 @@
+"""C text for one Edge op: what every op family's emitter (mcu_compile/ops/) builds with.
+
+An emitter returns a CodeFragment: the file-scope declarations (per-channel
+requantization tables) and the statements model_invoke() runs for the op: a comment
+naming the op, its shapes and main parameters, then a block filling the CMSIS-NN
+parameter structs and calling the kernel with fixed pointers. Every integer
+parameter comes from the op's family module, where the host reference takes it too.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ops import params as op_params
+from ..errors import UnsupportedOpError
+from ..ir.program import Op, Program
+
+
+@dataclass
+class CodeFragment:
+    declarations: list[str]  # file-scope C, each a complete statement
+    statements: list[str]  # C statements inside model_invoke(), in order
+
+
+Ref = Callable[[str], str]
+NPU_DEVICE = "npu_device"  # the mcu_npu_device model.c defines from the board's [npu]
+
+
+@dataclass
+class Site:
+    """Everything an emitter needs about the op being emitted."""
+
+    program: Program
+    op: Op
+    ref: Ref
+    scratch: str | None
+    uid: str
+
+    def shape(self, index: int = 0, output: bool = False) -> tuple[int, ...]:
+        names = self.op.outputs if output else self.op.inputs
+        return self.program.tensor(names[index]).shape
+
+    def zero_point(self, name: str) -> int:
+        return int(self.program.tensor(name).quant.zero_point[0])
+
+    @property
+    def x(self) -> str:
+        return self.ref(self.op.inputs[0])
+
+    @property
+    def y(self) -> str:
+        return self.ref(self.op.outputs[0])
+
+    def unsupported(self, why: str) -> UnsupportedOpError:
+        return UnsupportedOpError(f"{self.op.source or self.op.kind}: {why}")
+
+
+# ---------------------------------------------------------------- C text helpers
+
+def dims(shape) -> str:
+    """cmsis_nn_dims initializer {n, h, w, c}."""
+    return "{" + ", ".join(str(int(d)) for d in shape) + "}"
+
+
+def nhwc4(shape, site: Site) -> tuple[int, ...]:
+    """A tensor shape of rank <= 4 as 4D, leading dimensions 1 (TFLite's broadcast alignment)."""
+    if len(shape) > 4:
+        raise site.unsupported(f"{site.op.kind} on a rank-{len(shape)} tensor is not supported (at most 4D)")
+    return (1,) * (4 - len(shape)) + tuple(shape)
+
+
+def shape_text(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def call(function: str, args: list[str]) -> str:
+    """`function(args);` wrapped at 110 columns, continuation lines aligned after the parenthesis."""
+    head = f"{function}("
+    lines, line = [], head
+    for i, arg in enumerate(args):
+        text = arg + (");" if i == len(args) - 1 else ",")
+        if not line.endswith("(") and len(line) + 1 + len(text) > 110:
+            lines.append(line)
+            line = " " * len(head) + text
+        else:
+            line += ("" if line.endswith("(") else " ") + text
+    return "\n".join(lines + [line])
+
+
+def block(site: Site, summary: str, body: list[str]) -> str:
+    """The op's statement: a one-line comment, then its body in a block."""
+    op = site.op
+    ins = ", ".join(shape_text(site.program.tensor(n).shape) for n in op.inputs
+                    if n and not site.program.tensor(n).is_const)
+    comment = f"{op.kind} {op.outputs[0]}: {ins} -> {shape_text(site.shape(output=True))}"
+    if summary:
+        comment += f", {summary}"
+    comment = comment.replace("*/", "* /")
+    inner = "\n".join("    " + line for stmt in body for line in stmt.splitlines())
+    return f"/* {comment} */\n{{\n{inner}\n}}"
+
+
+def int_array(name: str, values) -> str:
+    values = [int(v) for v in values]
+    rows = [", ".join(str(v) for v in values[i:i + 8]) for i in range(0, len(values), 8)]
+    body = ",\n    ".join(rows)
+    return f"static const int32_t {name}[{len(values)}] = {{\n    {body}\n}};"
+
+
+def activation(site: Site) -> tuple[int, int]:
+    return op_params.op_activation_range(site.program, site.op)
+
+
+def activation_text(site: Site) -> str:
+    fused = site.op.options.get("fused_activation_function", "NONE")
+    return "" if fused == "NONE" else f", {fused}"
+
+
+def bias_ref(site: Site) -> str:
+    name = site.op.inputs[2] if len(site.op.inputs) > 2 else ""
+    return site.ref(name) if name else "NULL"
+
+
+def per_channel_tables(site: Site, multipliers, shifts) -> list[str]:
+    """File-scope multiplier and shift arrays, one entry per output channel."""
+    return [int_array(f"{site.uid}_multiplier", multipliers), int_array(f"{site.uid}_shift", shifts)]
+
+
+def quant_params_line(site: Site) -> str:
+    return (f"const cmsis_nn_per_channel_quant_params quant_params = "
+            f"{{(int32_t *){site.uid}_multiplier, (int32_t *){site.uid}_shift}};")
+
+
+def padding(site: Site, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """(pad_h, pad_w): TFLite's leading padding for the op's SAME/VALID padding, or the
+    padding of a PAD folded into the op (passes/fuse.py)."""
+    o = site.op.options
+    if o.get("explicit_padding"):
+        return tuple(o["explicit_padding"][:2])
+    _, h, w, _ = site.shape()
+    strides = (o.get("stride_h", 1), o.get("stride_w", 1))
+    return tuple(op_params.window(size, k, s, d, o.get("padding", "VALID")).pad_before
+                 for size, k, s, d in zip((h, w), kernel, strides, dilation))
+
+
+def window_text(site: Site, kernel, pads) -> str:
+    o = site.op.options
+    return (f"{kernel[0]}x{kernel[1]} stride {o.get('stride_h', 1)}x{o.get('stride_w', 1)}, "
+            f"pad top {pads[0]} left {pads[1]} ({'folded PAD' if o.get('explicit_padding') else o.get('padding', 'VALID')})")
+
+
+def named_ints(pairs: list[tuple[str, int]]) -> str:
+    """`const int32_t a = 1, b = 2;`: names the bare integers a kernel call takes."""
+    return "const int32_t " + ", ".join(f"{name} = {int(value)}" for name, value in pairs) + ";"
+
+
+def const_ints(site: Site, index: int) -> list[int]:
+    t = site.program.tensor(site.op.inputs[index])
+    if not t.is_const:
+        raise site.unsupported(f"{site.op.kind} needs a constant {t.name!r}")
+    return [int(v) for v in t.data.reshape(-1)]

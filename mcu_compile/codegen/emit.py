@@ -1,0 +1,25 @@
+"""C code for one Edge op: the op kind's emitter (mcu_compile/ops/), asked through the registry."""
+from __future__ import annotations
+
+from ..errors import CompileError, UnsupportedOpError
+from ..ir.program import Op, Program
+from ..ops import registry
+from .c_text import CodeFragment, Ref, Site
+
+
+def emit_op(program: Program, op: Op, ref: Ref, scratch: str | None, uid: str) -> CodeFragment:
+    """C declarations and statements running `op` (see codegen/c_text.py).
+
+    ref names a tensor's data in C, scratch the op's planned scratch buffer (None if it
+    has none) and uid prefixes the op's file-scope names."""
+    kind = registry.of(op)
+    if kind.emit is None:
+        emitted = sorted(name for name, k in registry.all_kinds().items() if k.emit is not None)
+        raise UnsupportedOpError(f"{op.source or op.kind}: no C kernel for {op.kind}; "
+                                 f"supported: {', '.join(emitted)}")
+    if kind.check is not None:
+        kind.check(program, op)
+    needed = kind.scratch_bytes(program, op)
+    if scratch is None and needed:
+        raise CompileError(f"{op.kind} needs {needed} B of scratch but none was planned: a compiler bug")
+    return kind.emit(Site(program, op, ref, scratch, uid))

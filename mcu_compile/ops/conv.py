@@ -1,0 +1,240 @@
+"""Weighted ops: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, and CONV_2D_ADD, a convolution
+with a residual ADD fused into its epilogue (firmware only, made by passes/fuse.py).
+
+Inputs: x (NHWC int8), weights (int8; conv OHWI, depthwise 1HW(C*M), FC OI), bias
+(int32 or ""), and for CONV_2D_ADD the residual. Weights are per output channel.
+A PAD folded into a convolution (passes/fuse.py) sets `explicit_padding` to
+[top, left, bottom, right]; the op's padding stays VALID.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..codegen import c_text as c
+from ..ir.program import Op, Program
+from . import common, elementwise, params
+from .registry import OpKind, TfliteForm, register
+
+_CONV_FIELDS = {**common.WINDOW, "dilation_h_factor": 1, "dilation_w_factor": 1, **common.FUSED}
+
+
+# ---------------------------------------------------------------- shapes and parameters
+
+def _conv_channels(program: Program, op: Op) -> int:
+    return common.shape(program, op, 1)[0]
+
+
+def _depthwise_channels(program: Program, op: Op) -> int:
+    return common.shape(program, op, 1)[3]
+
+
+def _window_shapes(channels):
+    def shapes(program: Program, op: Op):
+        n = common.shape(program, op)[0]
+        return [(n, *common.window_output_hw(program, op, common.shape(program, op, 1)[1:3]), channels(program, op))]
+    return shapes
+
+
+def _fc_shapes(program: Program, op: Op):
+    x, (out_ch, depth) = program.tensor(op.inputs[0]), common.shape(program, op, 1)
+    if op.options.get("keep_num_dims"):
+        return [(*x.shape[:-1], out_ch)]
+    return [(x.size // depth if depth else 0, out_ch)]
+
+
+def _requant_tables(channels):
+    def table_bytes(program: Program, op: Op) -> int:
+        return 8 * channels(program, op)  # one int32 multiplier and one shift per output channel
+    return table_bytes
+
+
+def _conv_check(program: Program, op: Op) -> None:
+    x_channels, w_channels = common.shape(program, op)[3], common.shape(program, op, 1)[3]
+    if w_channels != x_channels:
+        raise common.unsupported(op, f"grouped {op.kind} (input channels {x_channels}, filter {w_channels}) "
+                                "is not supported")
+
+
+def _fc_check(program: Program, op: Op) -> None:
+    w_zp = program.tensor(op.inputs[1]).quant.zero_point
+    if np.any(w_zp != w_zp[0]):
+        raise common.unsupported(op, f"{op.kind} weights with per-channel zero points are not supported; "
+                                "quantize the weights symmetrically")
+
+
+def _conv_scratch(program: Program, op: Op) -> int:
+    _, kh, kw, in_ch = common.shape(program, op, 1)
+    return 2 * in_ch * kh * kw * 2  # two im2col columns of int16
+
+
+# ---------------------------------------------------------------- reference kernels (TFLM's Eval)
+
+def _bias(args: list) -> np.ndarray | int:
+    return args[2].astype(np.int64) if len(args) > 2 and args[2] is not None else 0
+
+
+def conv_2d(program: Program, op: Op, args: list) -> np.ndarray:
+    _conv_check(program, op)
+    x, w = args[0], args[1]
+    _, zp_in = common.quant(program, op.inputs[0])
+    # Zero padding after removing the zero point adds nothing, as TFLite skips out-of-bounds taps.
+    patches = common.window_patches(x.astype(np.int64) - zp_in, op, w.shape[1:3], 0)
+    cols = np.concatenate(patches, axis=-1)  # [N, OH, OW, KH*KW*C], tap-major like OHWI
+    acc = common.int_matmul(cols, w.reshape(w.shape[0], -1).T) + _bias(args)
+    return common.requantize(acc, *params.per_channel_requant(program, op, w.shape[0]), program, op)
+
+
+def depthwise_conv_2d(program: Program, op: Op, args: list) -> np.ndarray:
+    x, w = args[0], args[1]
+    _, zp_in = common.quant(program, op.inputs[0])
+    multiplier = w.shape[3] // x.shape[3]  # as TFLite, trust the shapes over depth_multiplier
+    # Output channel c*M + m reads input channel c.
+    xr = np.repeat(x.astype(np.int64) - zp_in, multiplier, axis=-1)
+    patches = common.window_patches(xr, op, w.shape[1:3], 0)
+    taps = w.reshape(-1, w.shape[3]).astype(np.int64)
+    acc = sum(p * tap for p, tap in zip(patches, taps)) + _bias(args)
+    return common.requantize(acc, *params.per_channel_requant(program, op, w.shape[3]), program, op)
+
+
+def fully_connected(program: Program, op: Op, args: list) -> np.ndarray:
+    x, w = args[0], args[1]
+    _, zp_in = common.quant(program, op.inputs[0])
+    w_zp = program.tensor(op.inputs[1]).quant.zero_point
+    wz = w.astype(np.int64) - (w_zp[:, None] if w_zp.size > 1 else w_zp[0])
+    acc = common.int_matmul(x.reshape(-1, w.shape[1]).astype(np.int64) - zp_in, wz.T) + _bias(args)
+    return common.requantize(acc, *params.per_channel_requant(program, op, w.shape[0]), program, op)
+
+
+# ---------------------------------------------------------------- C emitters
+
+def _per_channel(site: c.Site, channels: int) -> list[str]:
+    return c.per_channel_tables(site, *params.per_channel_requant(site.program, site.op, channels))
+
+
+def _emit_conv_2d(site: c.Site) -> c.CodeFragment:
+    context = f"{{{site.scratch}, {_conv_scratch(site.program, site.op)}}}"
+    return _convolution(site, "arm_convolve_s8", "cmsis_nn_conv_params conv_params", "", context,
+                        out_channels=site.shape(1)[0], extra_summary="")
+
+
+def _emit_conv_2d_add(site: c.Site) -> c.CodeFragment:
+    """The convolution's parameters come from its own (never stored) output tensor,
+    the ADD's from ADD(conv output, residual) -> the op's output."""
+    op = site.op
+    conv_output, residual, out = op.options["conv_output"], op.inputs[3], op.outputs[0]
+    add_activation = op.options.get("add_fused_activation_function", "NONE")
+    conv_options = {k: v for k, v in op.options.items() if k in _CONV_FIELDS or k == "explicit_padding"}
+    conv_op = Op(op.kind, op.inputs[:3], [conv_output], conv_options, op.target, op.source)
+    quants = [site.program.tensor(n).quant for n in (conv_output, residual, out)]
+    p = elementwise.add_params_for(*quants)
+    lo, hi = params.activation_range(add_activation, quants[2])
+    add_quant = (f"const mcu_add_quant add_quant = {{{p.input1_offset}, {p.input1_multiplier}, "
+                 f"{p.input1_shift}, {p.input2_offset}, {p.input2_multiplier}, {p.input2_shift},\n"
+                 f"    {p.left_shift}, {p.output_offset}, {p.output_multiplier}, {p.output_shift}, {lo}, {hi}}};")
+    conv_site = c.Site(site.program, conv_op, lambda n: site.ref(out if n == conv_output else n),
+                       site.scratch, site.uid)
+    context = f"{{{site.scratch}, {_conv_scratch(site.program, op)}}}"
+    added = f", + residual {residual}" + (f" then {add_activation}" if add_activation != "NONE" else "")
+    return _convolution(conv_site, "mcu_convolve_add_s8", "cmsis_nn_conv_params conv_params", "", context,
+                        out_channels=site.shape(1)[0], extra_summary=added,
+                        residual=(add_quant, site.ref(residual)))
+
+
+def _emit_depthwise_conv_2d(site: c.Site) -> c.CodeFragment:
+    ch_mult = site.shape(1)[3] // site.shape(0)[3]  # as TFLite, the shapes decide, not depth_multiplier
+    return _convolution(site, "arm_depthwise_conv_s8", "cmsis_nn_dw_conv_params dw_conv_params",
+                        f" .ch_mult = {ch_mult},", "{NULL, 0}", out_channels=site.shape(1)[3],
+                        extra_summary=f", depth multiplier {ch_mult}")
+
+
+def _convolution(site: c.Site, kernel: str, params_decl: str, extra_params: str, context: str,
+                 out_channels: int, extra_summary: str, residual: tuple[str, str] | None = None) -> c.CodeFragment:
+    """The call of a convolution kernel (regular, depthwise, or with a fused residual
+    add: residual = (the mcu_add_quant declaration, the residual's pointer)): all take
+    the same context, quantization, dims and window parameters."""
+    o = site.op.options
+    x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
+    dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
+    pads = c.padding(site, w_shape[1:3], dilation)
+    lo, hi = c.activation(site)
+    params_name = params_decl.split()[-1]
+    body = [
+        f"const cmsis_nn_context ctx = {context};",
+        f"const {params_decl} = {{"
+        f".input_offset = {-site.zero_point(site.op.inputs[0])}, "
+        f".output_offset = {site.zero_point(site.op.outputs[0])},{extra_params}\n"
+        f"    .stride = {{.w = {o.get('stride_w', 1)}, .h = {o.get('stride_h', 1)}}}, "
+        f".padding = {{.w = {pads[1]}, .h = {pads[0]}}},\n"
+        f"    .dilation = {{.w = {dilation[1]}, .h = {dilation[0]}}}, "
+        f".activation = {{.min = {lo}, .max = {hi}}}}};",
+        c.quant_params_line(site),
+        f"const cmsis_nn_dims input_dims = {c.dims(x_shape)};",
+        f"const cmsis_nn_dims filter_dims = {c.dims(w_shape)};",
+        f"const cmsis_nn_dims bias_dims = {c.dims((1, 1, 1, out_channels))};",
+        f"const cmsis_nn_dims output_dims = {c.dims(y_shape)};",
+    ]
+    residual_args = []
+    if residual is not None:
+        body.append(residual[0])
+        residual_args = ["&add_quant", residual[1]]
+    body.append(c.call(kernel, ["&ctx", f"&{params_name}", "&quant_params", "&input_dims", site.x, "&filter_dims",
+                                site.ref(site.op.inputs[1]), "&bias_dims", c.bias_ref(site), *residual_args,
+                                "&output_dims", site.y]))
+    summary = c.window_text(site, w_shape[1:3], pads) + extra_summary
+    if dilation != (1, 1):
+        summary += f", dilation {dilation[0]}x{dilation[1]}"
+    return c.CodeFragment(_per_channel(site, out_channels),
+                          [c.block(site, summary + c.activation_text(site), body)])
+
+
+def _emit_fully_connected(site: c.Site) -> c.CodeFragment:
+    w = site.program.tensor(site.op.inputs[1])
+    out_ch, depth = w.shape
+    batches = site.program.tensor(site.op.inputs[0]).size // depth
+    w_zp = w.quant.zero_point
+    lo, hi = c.activation(site)
+    multipliers, shifts = params.per_channel_requant(site.program, site.op, out_ch)
+    per_channel = len(set(zip(multipliers.tolist(), shifts.tolist()))) > 1
+    if per_channel:
+        declarations = c.per_channel_tables(site, multipliers, shifts)
+        quant_line, function = c.quant_params_line(site), "arm_fully_connected_per_channel_s8"
+    else:
+        declarations = []
+        quant_line = (f"const cmsis_nn_per_tensor_quant_params quant_params = "
+                      f"{{{int(multipliers[0])}, {int(shifts[0])}}};")
+        function = "arm_fully_connected_s8"
+    body = [
+        "const cmsis_nn_context ctx = {NULL, 0};",
+        f"const cmsis_nn_fc_params fc_params = {{.input_offset = {-site.zero_point(site.op.inputs[0])}, "
+        f".filter_offset = {-int(w_zp[0])},\n"
+        f"    .output_offset = {site.zero_point(site.op.outputs[0])}, "
+        f".activation = {{.min = {lo}, .max = {hi}}}}};",
+        quant_line,
+        f"const cmsis_nn_dims input_dims = {c.dims((batches, 1, 1, depth))};",
+        f"const cmsis_nn_dims filter_dims = {c.dims((depth, 1, 1, out_ch))};",
+        f"const cmsis_nn_dims bias_dims = {c.dims((1, 1, 1, out_ch))};",
+        f"const cmsis_nn_dims output_dims = {c.dims((batches, 1, 1, out_ch))};",
+        c.call(function, ["&ctx", "&fc_params", "&quant_params", "&input_dims", site.x, "&filter_dims",
+                          site.ref(site.op.inputs[1]), "&bias_dims", c.bias_ref(site), "&output_dims", site.y]),
+    ]
+    summary = f"{batches}x{depth} -> {out_ch}, {'per-channel' if per_channel else 'per-tensor'}"
+    return c.CodeFragment(declarations, [c.block(site, summary + c.activation_text(site), body)])
+
+
+# ---------------------------------------------------------------- the kinds
+
+register(
+    OpKind("CONV_2D", _window_shapes(_conv_channels), conv_2d, _emit_conv_2d,
+           TfliteForm("Conv2DOptions", _CONV_FIELDS), scratch_bytes=_conv_scratch, label="conv",
+           check=_conv_check, table_bytes=_requant_tables(_conv_channels), takes_folded_padding=True,
+           residual_add_kind="CONV_2D_ADD"),
+    OpKind("CONV_2D_ADD", _window_shapes(_conv_channels), None, _emit_conv_2d_add, None,
+           scratch_bytes=_conv_scratch, storage="overwrite", overwritable=(3,), label="conv+add",
+           check=_conv_check, table_bytes=_requant_tables(_conv_channels)),
+    OpKind("DEPTHWISE_CONV_2D", _window_shapes(_depthwise_channels), depthwise_conv_2d, _emit_depthwise_conv_2d,
+           TfliteForm("DepthwiseConv2DOptions", {**_CONV_FIELDS, "depth_multiplier": 1}, zero_bias_dim=3), label="dwconv",
+           table_bytes=_requant_tables(_depthwise_channels), takes_folded_padding=True),
+    OpKind("FULLY_CONNECTED", _fc_shapes, fully_connected, _emit_fully_connected,
+           TfliteForm("FullyConnectedOptions", {**common.FUSED, "keep_num_dims": False}), label="fc",
+           check=_fc_check, table_bytes=_requant_tables(_conv_channels)),
+)
