@@ -304,6 +304,12 @@ def _concat(shapes, axis, seed=0) -> Program:
     return b.op("CONCATENATION", xs, tuple(out), 0.05, 4, axis=axis, fused_activation_function="NONE")
 
 
+def _logistic(shape, in_scale, in_zp, seed=0) -> Program:
+    b = _Builder(seed)
+    x = b.input(shape, scale=in_scale, zp=in_zp)
+    return b.op("LOGISTIC", [x], shape, 1 / 256, -128)  # TFLite's int8 LOGISTIC output
+
+
 def _relu(kind, shape, in_scale, out_scale, seed=0) -> Program:
     b = _Builder(seed)
     x = b.input(shape, scale=in_scale, zp=-3)
@@ -350,6 +356,8 @@ CASES = {
     "pad_rank2": lambda: _same_quant("PAD", (3, 4), (4, 7), [[[1, 0], [1, 2]]]),
     "relu_requantizing": lambda: _relu("RELU", (1, 5, 6, 7), 0.05, 0.03),
     "relu6": lambda: _relu("RELU6", (1, 5, 6, 7), 0.05, 0.05),
+    "logistic_table": lambda: _logistic((1, 5, 6, 7), 0.04, -10),
+    "logistic_coarse_input": lambda: _logistic((3, 11), 0.3, 20),
 }
 
 

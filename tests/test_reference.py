@@ -286,6 +286,18 @@ def test_mean(shape, axes, keep_dims, same_quant):
     assert_matches_tflm(b.op("MEAN", [x, axes_t], "y", keep_dims=keep_dims), runs=4)
 
 
+@pytest.mark.parametrize("scale,zp", [(0.1, 0), (0.03, -20), (1 / 16, 5), (0.2, 100), (0.004, -128), (0.5, 3)])
+def test_logistic_every_int8_input(scale, zp):
+    """All 256 inputs at once: the table the firmware uses is exactly these outputs."""
+    b = Builder(seed=7)
+    x = b.act("x", (1, 256), scale=scale, zp=zp)
+    b.act("y", (1, 256), scale=1 / 256, zp=-128)
+    program = b.op("LOGISTIC", [x], "y")
+    every = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    [want] = tflm_run(write_tflite(program), [every], 1)
+    np.testing.assert_array_equal(reference.run(program, [every])[0], want)
+
+
 def test_relu_rescales():
     b = Builder(seed=5)
     x = b.act("x", (1, 6, 6, 4), scale=0.05, zp=10)

@@ -272,6 +272,13 @@ arm_cmsis_nn_status mcu_relu6_s8(const int8_t *input,
                                  const int32_t out_activation_min,
                                  const int32_t out_activation_max);
 
+/**
+ * A table activation: output[i] = table[input[i] + 128]. The table holds the
+ * activation's int8 result for every int8 input (computed by the compiler with the
+ * TFLite integer definition, e.g. LOGISTIC's). May run in place.
+ */
+arm_cmsis_nn_status mcu_lut_s8(const int8_t *input, int8_t *output, const int32_t size, const int8_t table[256]);
+
 #ifdef __cplusplus
 }
 #endif

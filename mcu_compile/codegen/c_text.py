@@ -135,7 +135,7 @@ def quant_params_line(site: Site) -> str:
 
 def padding(site: Site, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
     """(pad_h, pad_w): TFLite's leading padding for the op's SAME/VALID padding, or the
-    padding of a PAD folded into the op (passes/fuse.py)."""
+    padding of a pad op folded into the op (passes/fuse.py)."""
     o = site.op.options
     if o.get("explicit_padding"):
         return tuple(o["explicit_padding"][:2])

@@ -15,8 +15,8 @@ AllocationInfoBuilder::GetOfflinePlannedOffsets):
 TFLM only plans tensors without data of their own (not constants, not variables)
 and of nonzero size; their entry is ignored otherwise, so we write -1 for them.
 Offline offsets are taken as they are: TFLM never checks them for overlap, so
-tensors may share bytes. A RESHAPE output at its input's offset is what TFLM's
-RESHAPE kernel expects for an in-place reshape (it copies only when the two data
+tensors may share bytes. A reshape's output at its input's offset is what TFLM's
+reshape kernel expects for an in-place reshape (it copies only when the two data
 pointers differ); other aliases of our plan (e.g. an elementwise op writing over an
 input that dies there) work as long as the kernel reads each element before it
 writes the same index. Graph inputs and outputs get their planned offsets too. Kernel
@@ -53,7 +53,7 @@ def written_tensor_names(program: Program) -> list[str]:
     """Names of the tensors of the file write_tflite makes of `program`, in file order.
 
     Read back from the written file rather than assumed: the writer may add tensors
-    of its own (a zero bias for DEPTHWISE_CONV_2D without one).
+    of its own (a zero bias for a depthwise convolution without one).
     """
     data = write_tflite(program)
     model = fb.Model.GetRootAs(data, 0)

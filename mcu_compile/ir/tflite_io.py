@@ -13,6 +13,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from ..errors import TFLiteFormatError, UnsupportedOpError
 from .program import Op, Program, Quant, Tensor
+from ..ops.params import FUSED_ACTIVATION_BOUNDS
 
 FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
@@ -25,9 +26,7 @@ _TFL_TO_DTYPE = {v: k for k, v in _DTYPE_TO_TFL.items()}
 _TFL_TYPE_NAMES = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 _OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}
-_ACTIVATION = {"NONE": fb.ActivationFunctionType.NONE, "RELU": fb.ActivationFunctionType.RELU,
-               "RELU6": fb.ActivationFunctionType.RELU6,
-               "RELU_N1_TO_1": fb.ActivationFunctionType.RELU_N1_TO_1}
+_ACTIVATION = {name: getattr(fb.ActivationFunctionType, name) for name in FUSED_ACTIVATION_BOUNDS}
 _ENUMS = {"padding": _PADDING, "fused_activation_function": _ACTIVATION}
 
 
@@ -172,9 +171,6 @@ class _Writer:
         return self.index[t.name]
 
     def operator(self, program: Program, op: Op) -> fb.OperatorT:
-        if op.kind not in _file_kinds():
-            raise UnsupportedOpError(f"{op.kind}: not a TFLite builtin mcu-compile can write; "
-                                     f"supported: {', '.join(_file_kinds())}")
         form = _form(op.kind)
         code = (getattr(fb.BuiltinOperator, form.builtin or op.kind), form.custom_code)
         if code not in self.opcodes:
@@ -352,7 +348,7 @@ def _options_from_tfl(kind: str, options) -> dict:
         value = getattr(options, _camel(key), None) if options is not None else None
         if value is None:
             value = default
-            if value is None:  # RESHAPE without new_shape: the output tensor's shape rules
+            if value is None:  # no new_shape (a reshape's): the output tensor's shape rules
                 continue
         elif key in _ENUMS:
             names = {v: k for k, v in _ENUMS[key].items()}

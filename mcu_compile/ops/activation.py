@@ -1,5 +1,7 @@
-"""Activations: RELU and RELU6 (standalone; fused ones are the producer's clamp) and SOFTMAX
-(int8 in, int8 out with scale 1/256 and zero point -128, over the last axis)."""
+"""Activations: RELU and RELU6 (standalone; fused ones are the producer's clamp), SOFTMAX
+(over the last axis) and LOGISTIC (sigmoid). SOFTMAX and LOGISTIC output int8 with
+scale 1/256 and zero point -128; both follow gemmlowp's fixed-point exp. LOGISTIC
+runs in firmware as a 256-entry table computed here from the same integer definition."""
 from __future__ import annotations
 
 import math
@@ -10,8 +12,8 @@ import numpy as np
 from ..codegen import c_text as c
 from ..ir.program import Op, Program
 from . import common, params
-from .quant_math import (INT32_MAX, INT32_MIN, quantize_multiplier, rounding_divide_by_pot as rdbp,
-                         saturating_rounding_doubling_high_mul as srdhm)
+from .quant_math import (INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier as mbqm, quantize_multiplier,
+                         rounding_divide_by_pot as rdbp, saturating_rounding_doubling_high_mul as srdhm)
 from .registry import OpKind, TfliteForm, register
 
 
@@ -95,20 +97,21 @@ def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> n
     return exp_minus_one_eighth + srdhm(exp_minus_one_eighth, x + tail)
 
 
-# (bit of the Q5.26 remainder, Q0.31 value of exp(-2**exponent)) for exponent -2..4
-_EXP_BARREL = [(26 + e, m) for e, m in zip(range(-2, 5), (1672461947, 1302514674, 790015084,
-                                                          290630308, 39332535, 720401, 242))]
+# (exponent, Q0.31 value of exp(-2**exponent)): gemmlowp's barrel shifter multipliers
+_EXP_BARREL = list(zip(range(-2, 5), (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)))
 
 
-def _exp_on_negative_values(a: np.ndarray) -> np.ndarray:
-    """gemmlowp exp_on_negative_values: Q5.26 a <= 0 -> Q0.31 exp(a)."""
-    one_quarter = 1 << 24
+def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """gemmlowp exp_on_negative_values: Q(integer_bits).(31-integer_bits) a <= 0 -> Q0.31 exp(a)."""
+    fractional_bits = 31 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
     a_mod_quarter_minus_quarter = (a & (one_quarter - 1)) - one_quarter
     result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
-        _saturating_shift_left(a_mod_quarter_minus_quarter, 5))
+        _saturating_shift_left(a_mod_quarter_minus_quarter, integer_bits))
     remainder = a_mod_quarter_minus_quarter - a
-    for bit, multiplier in _EXP_BARREL:
-        result = np.where(remainder & (1 << bit), srdhm(result, multiplier), result)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent:
+            result = np.where(remainder & (1 << (fractional_bits + exponent)), srdhm(result, multiplier), result)
     return np.where(a == 0, INT32_MAX, result)
 
 
@@ -129,7 +132,7 @@ def softmax(program: Program, op: Op, args: list) -> np.ndarray:
     diff = x - x.max(axis=-1, keepdims=True)
     valid = diff >= p.diff_min
     scaled = srdhm(np.where(valid, diff, 0) * (1 << p.input_left_shift), p.input_multiplier)
-    exps = _exp_on_negative_values(scaled)
+    exps = _exp_on_negative_values(scaled, SOFTMAX_SCALED_DIFF_INTEGER_BITS)
     sum_of_exps = np.where(valid, rdbp(exps, 12), 0).sum(axis=-1, keepdims=True)  # Q12.19
     # GetReciprocal: normalise the sum to [1, 2), invert with Newton-Raphson.
     bit_length = np.frexp(sum_of_exps.astype(np.float64))[1].astype(np.int64)
@@ -153,8 +156,73 @@ def _emit_softmax(site: c.Site) -> c.CodeFragment:
     return c.CodeFragment([], [c.block(site, summary, body)])
 
 
+# ---------------------------------------------------------------- LOGISTIC
+
+LOGISTIC_INPUT_INTEGER_BITS = 4  # the input is rescaled to Q4.27
+
+
+@dataclass(frozen=True)
+class LogisticParams:
+    input_zero_point: int
+    input_range_radius: int  # |x - zero point| at or past it saturates
+    input_multiplier: int
+    input_left_shift: int
+
+
+def logistic_params(program: Program, op: Op) -> LogisticParams:
+    """TFLite Micro's int8 LOGISTIC Prepare: input scale * 2**27 as multiplier and shift."""
+    s_in, zp_in = common.quant(program, op.inputs[0])
+    bits = LOGISTIC_INPUT_INTEGER_BITS
+    multiplier, left_shift = quantize_multiplier(s_in * (1 << (31 - bits)))
+    radius = math.floor(math.ldexp(((1 << bits) - 1) * (1 << (31 - bits)), -left_shift))
+    return LogisticParams(zp_in, radius, multiplier, left_shift)
+
+
+def _logistic_q0(a: np.ndarray) -> np.ndarray:
+    """gemmlowp logistic: Q4.27 -> Q0.31, through 1 / (1 + exp(-|a|))."""
+    negative = a < 0
+    positive = _one_over_one_plus_x_for_x_in_0_1(
+        _exp_on_negative_values(-np.abs(a), LOGISTIC_INPUT_INTEGER_BITS))
+    result = np.where(negative, INT32_MAX - positive, positive)
+    return np.where(a == 0, 1 << 30, result)
+
+
+def logistic_values(p: LogisticParams, x: np.ndarray) -> np.ndarray:
+    """TFLite's reference_integer_ops::Logistic on int8 values."""
+    centered = x.astype(np.int64) - p.input_zero_point
+    rescaled = mbqm(np.clip(centered, 1 - p.input_range_radius, p.input_range_radius - 1),
+                    p.input_multiplier, p.input_left_shift)
+    out = np.clip(rdbp(_logistic_q0(rescaled), 31 - 8) - 128, params.INT8_MIN, params.INT8_MAX)
+    return np.where(centered <= -p.input_range_radius, params.INT8_MIN,
+                    np.where(centered >= p.input_range_radius, params.INT8_MAX, out))
+
+
+def logistic(program: Program, op: Op, args: list) -> np.ndarray:
+    return logistic_values(logistic_params(program, op), args[0])
+
+
+def _check_logistic(program: Program, op: Op) -> None:
+    if common.quant(program, op.outputs[0]) != (1 / 256, -128):
+        raise common.unsupported(op, f"int8 {op.kind} needs the output scale 1/256 and zero point -128 "
+                                     f"(TFLite's), got {common.quant(program, op.outputs[0])}")
+
+
+def _emit_logistic(site: c.Site) -> c.CodeFragment:
+    table = logistic_values(logistic_params(site.program, site.op), np.arange(-128, 128))
+    name = f"{site.uid}_table"
+    size = site.program.tensor(site.op.outputs[0]).size
+    rows = [", ".join(str(int(v)) for v in table[i:i + 16]) for i in range(0, 256, 16)]
+    what = f"{site.op.kind} {site.op.outputs[0]}".replace("*/", "* /")
+    declaration = (f"/* {what}: the int8 result for inputs -128..127 */\n"
+                   f"static const int8_t {name}[256] = {{\n    " + ",\n    ".join(rows) + "\n};")
+    body = [c.call("mcu_lut_s8", [site.x, site.y, str(size), name])]
+    return c.CodeFragment([declaration], [c.block(site, "256-entry table", body)])
+
+
 register(
     OpKind("RELU", common.same_shape, relu, _emit_relu, TfliteForm(), storage="overwrite", overwritable=(0,)),
     OpKind("RELU6", common.same_shape, relu6, _emit_relu6, TfliteForm(), storage="overwrite", overwritable=(0,)),
     OpKind("SOFTMAX", common.same_shape, softmax, _emit_softmax, TfliteForm("SoftmaxOptions", {"beta": 1.0})),
+    OpKind("LOGISTIC", common.same_shape, logistic, _emit_logistic, TfliteForm(), storage="overwrite",
+           overwritable=(0,), check=_check_logistic, label="sigmoid"),
 )

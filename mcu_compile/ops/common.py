@@ -56,7 +56,7 @@ def window_output_hw(program: Program, op: Op, kernel_hw: tuple[int, int]) -> tu
     strides, dilations, padding = window_options(op)
     _, h, w, _ = shape(program, op)
     explicit = op.options.get("explicit_padding")
-    if explicit:  # [top, left, bottom, right] of a PAD folded into a VALID window
+    if explicit:  # [top, left, bottom, right] of a pad op folded into a VALID window
         h, w = h + explicit[0] + explicit[2], w + explicit[1] + explicit[3]
     return tuple(params.window(size, k, s, d, padding).out
                  for size, k, s, d in zip((h, w), kernel_hw, strides, dilations))

@@ -1,9 +1,9 @@
 """Weighted ops: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, and CONV_2D_ADD, a convolution
-with a residual ADD fused into its epilogue (firmware only, made by passes/fuse.py).
+with a residual addition fused into its epilogue (firmware only, made by passes/fuse.py).
 
 Inputs: x (NHWC int8), weights (int8; conv OHWI, depthwise 1HW(C*M), FC OI), bias
 (int32 or ""), and for CONV_2D_ADD the residual. Weights are per output channel.
-A PAD folded into a convolution (passes/fuse.py) sets `explicit_padding` to
+A pad op folded into a convolution (passes/fuse.py) sets `explicit_padding` to
 [top, left, bottom, right]; the op's padding stays VALID.
 """
 from __future__ import annotations
@@ -119,7 +119,7 @@ def _emit_conv_2d(site: c.Site) -> c.CodeFragment:
 
 def _emit_conv_2d_add(site: c.Site) -> c.CodeFragment:
     """The convolution's parameters come from its own (never stored) output tensor,
-    the ADD's from ADD(conv output, residual) -> the op's output."""
+    the addition's from add(conv output, residual) -> the op's output."""
     op = site.op
     conv_output, residual, out = op.options["conv_output"], op.inputs[3], op.outputs[0]
     add_activation = op.options.get("add_fused_activation_function", "NONE")

@@ -1,10 +1,11 @@
 """Derived integer parameters shared by several op families, with TFLite's exact formulas.
 
-An op family's own parameters (ADD's, SOFTMAX's...) live in its module; both its
+An op family's own parameters (the adder's, softmax's...) live in its module; both its
 reference kernel and its C emitter take them from there, so they cannot drift apart.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,17 +44,19 @@ def quantize_value(real: float, quant: Quant) -> int:
     return int(quant.zero_point[0]) + int(round_half_away(float(ratio)))
 
 
+# TFLite's fused activation functions: the real interval each clamps its op's output to
+FUSED_ACTIVATION_BOUNDS: dict[str, tuple[float, float]] = {
+    "NONE": (-math.inf, math.inf), "RELU": (0.0, math.inf), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
 def activation_range(fused: str, quant: Quant) -> tuple[int, int]:
     """Clamp bounds of a fused activation in the output's int8 domain."""
-    lo, hi = INT8_MIN, INT8_MAX
-    if fused == "RELU":
-        lo = max(lo, quantize_value(0.0, quant))
-    elif fused == "RELU6":
-        lo, hi = max(lo, quantize_value(0.0, quant)), min(hi, quantize_value(6.0, quant))
-    elif fused == "RELU_N1_TO_1":
-        lo, hi = max(lo, quantize_value(-1.0, quant)), min(hi, quantize_value(1.0, quant))
-    elif fused != "NONE":
-        raise UnsupportedOpError(f"unsupported fused activation {fused!r}")
+    if fused not in FUSED_ACTIVATION_BOUNDS:
+        raise UnsupportedOpError(f"unsupported fused activation {fused!r}; "
+                                 f"use one of {', '.join(FUSED_ACTIVATION_BOUNDS)}")
+    real_lo, real_hi = FUSED_ACTIVATION_BOUNDS[fused]
+    lo = INT8_MIN if real_lo == -math.inf else max(INT8_MIN, quantize_value(real_lo, quant))
+    hi = INT8_MAX if real_hi == math.inf else min(INT8_MAX, quantize_value(real_hi, quant))
     return lo, hi
 
 
@@ -78,7 +81,7 @@ def per_channel_requant(program: Program, op: Op, channels: int) -> tuple[np.nda
 
 @dataclass(frozen=True)
 class RequantParams:
-    """Per-tensor rescale of RELU/RELU6 (output = zp_o + MBQM(x - zp_i, m, s))."""
+    """Per-tensor rescale of a standalone activation or a requantization (output = zp_o + MBQM(x - zp_i, m, s))."""
 
     input_offset: int
     output_offset: int

@@ -64,10 +64,10 @@ class OpKind:
     check: Callable[[Program, Op], None] | None = None  # refuses what no kernel can run
     table_bytes: Callable[[Program, Op], int] = _no_bytes  # flash beside the weights (requant tables)
     # fusions (passes/fuse.py)
-    takes_folded_padding: bool = False  # a PAD before a VALID window op may fold into it
-    folds_into_window: bool = False  # this kind is such a PAD
-    residual_add_kind: str | None = None  # the kind this op becomes with a residual ADD fused
-    is_residual_add: bool = False  # an ADD that may fuse into its producer
+    takes_folded_padding: bool = False  # a zero-point pad op before a VALID window op may fold into it
+    folds_into_window: bool = False  # this kind is such a pad op
+    residual_add_kind: str | None = None  # the kind this op becomes with a residual add fused
+    is_residual_add: bool = False  # an addition that may fuse into its producer
     uses_npu: bool = False
     const_sections: Callable[[Op], dict[str, str]] = lambda op: {}  # constant -> linker section
     npu_const_bytes: Callable[[Program, Op], int] = _no_bytes  # in the board's NPU constant region

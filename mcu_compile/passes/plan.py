@@ -97,7 +97,7 @@ def storage_groups(program: Program) -> StorageGroups:
         if kind.storage == "input" and not program.tensor(op.inputs[0]).is_const:
             groups.join(op.outputs[0], op.inputs[0])
         elif kind.storage == "overwrite":
-            # only the inputs the kind names: a convolution with a fused residual ADD may
+            # only the inputs the kind names: a convolution with a fused residual addition may
             # write over its residual, never over its input (read at other indices)
             candidates = [op.inputs[i] for i in kind.overwritable if i < len(op.inputs)]
             victim = _overwritable_input(program, op, candidates, index, last, groups)
