@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .codegen import ops as codegen_ops
+from .ops.registry import scratch_bytes
 from .reference import interpreter as reference
 from .target.boards import Board, load_board
 from .target.build import build as build_project
@@ -249,7 +249,7 @@ def plan_for_file(program: Program, firmware_program: Program, firmware_plan):
     planner's plan of the file as written (fusions change the set of tensors)."""
     if [id(op) for op in firmware_program.ops] == [id(op) for op in program.ops]:
         return firmware_plan
-    return plan_memory(program, [codegen_ops.scratch_bytes(program, op) for op in program.ops])
+    return plan_memory(program, [scratch_bytes(program, op) for op in program.ops])
 
 
 def _render_platform(project_dir: Path, board: Board, vectors, stack_bytes: int, arena: dict) -> None:
@@ -312,7 +312,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     delegation = delegate(program, board_info) if npu and board_info.npu else None
     edge_program = delegation.program if delegation else program
     firmware_program = fuse_residual_adds(fold_pads_into_convolutions(edge_program))
-    scratch = [codegen_ops.scratch_bytes(firmware_program, op) for op in firmware_program.ops]
+    scratch = [scratch_bytes(firmware_program, op) for op in firmware_program.ops]
     firmware_program, scratch, order = schedule_for_memory(firmware_program, scratch)
     plan = plan_memory(firmware_program, scratch)
     uses_npu = any(op.kind == "ETHOS_U" for op in firmware_program.ops)
