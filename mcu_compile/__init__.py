@@ -1,7 +1,7 @@
 """mcu-compile: PyTorch model -> int8 Edge program -> heapless C firmware for Arm microcontrollers."""
-from .errors import CompileError
+from .errors import McuCompileError
 
-__all__ = ["compile", "load", "CompiledModel", "ModelRun", "CompileError"]
+__all__ = ["compile", "load", "CompiledModel", "ModelRun", "McuCompileError"]
 
 
 def __getattr__(name):

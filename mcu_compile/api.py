@@ -20,7 +20,7 @@ from .reference import interpreter as reference
 from .target.boards import Board, load_board
 from .target.build import build as build_project
 from .target.elf import heap_symbols
-from .errors import BoardFitError, CompileError, InputError
+from .errors import BoardFitError, McuCompileError, InputError
 from .passes.delegate import cpu_placement, delegate, npu_summary
 from .passes.fuse import fold_pads_into_convolutions, fuse_residual_adds
 from .ir.program import Program
@@ -41,7 +41,7 @@ VECTORS_FILE = "test_vectors.npz"
 EXPECTED_FILE = "expected.npz"
 
 
-class HeapError(CompileError):
+class HeapError(McuCompileError):
     pass
 
 

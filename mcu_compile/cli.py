@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import CompileError, InputError
+from .errors import McuCompileError, InputError
 
 EPILOG = """\b
 A typical session:
@@ -63,7 +63,7 @@ def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, we
         compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
                                  max_ram=max_ram, max_flash=max_flash, npu=not no_npu,
                                  weights_in_ram=weights_in_ram)
-    except CompileError as err:
+    except McuCompileError as err:
         _fail(err)
     click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")
     click.echo(compiled.report_text())
@@ -89,7 +89,7 @@ def build(project):
     from .api import load
     try:
         elf = load(project).build()
-    except CompileError as err:
+    except McuCompileError as err:
         _fail(err)
     click.echo(f"built {elf}")
 
@@ -106,7 +106,7 @@ def run(project, timeout, npu_sim):
     try:
         compiled = load(project)
         result = compiled.run(timeout=timeout, npu_sim=npu_sim)
-    except CompileError as err:
+    except McuCompileError as err:
         _fail(err)
     for v, count in enumerate(result.instructions):
         click.echo(f"vector {v}: {count:,} CPU instructions per inference")
@@ -132,7 +132,7 @@ def report(project, as_json, html_path):
     from .api import load
     try:
         compiled = load(project)
-    except CompileError as err:
+    except McuCompileError as err:
         _fail(err)
     click.echo(json.dumps(compiled.report, indent=1) if as_json else compiled.report_text())
     if html_path:

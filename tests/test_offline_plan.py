@@ -25,6 +25,7 @@ import pytest
 from tflite_micro.python.tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from mcu_compile.errors import IRError
 from mcu_compile.ops.registry import scratch_bytes
 from mcu_compile.reference import interpreter as reference
 from mcu_compile.ir.program import Op, Program, Quant, Tensor
@@ -224,7 +225,7 @@ def test_a_plan_that_overlaps_live_tensors_is_refused():
     program = hand_program()
     plan = our_plan(program)
     plan.offsets["d"] = plan.offsets["x"]  # the depthwise conv would overwrite its input
-    with pytest.raises(ValueError, match="same bytes while both are live"):
+    with pytest.raises(IRError, match="same bytes while both are live"):
         offline_plan_metadata(program, plan)
 
 

@@ -9,7 +9,7 @@ import pytest
 from tflite_micro.python.tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-from mcu_compile.errors import CompileError, TFLiteFormatError, UnsupportedOpError
+from mcu_compile.errors import McuCompileError, TFLiteFormatError, UnsupportedOpError
 from mcu_compile.ir.program import Op, Program, Quant, Tensor
 from mcu_compile.ir.tflite_io import load_tflite, read_tflite, write_tflite
 
@@ -201,5 +201,5 @@ def test_missing_file(tmp_path):
 
 
 def test_errors_share_a_base_class():
-    assert issubclass(TFLiteFormatError, CompileError)
-    assert issubclass(UnsupportedOpError, CompileError)
+    assert issubclass(TFLiteFormatError, McuCompileError)
+    assert issubclass(UnsupportedOpError, McuCompileError)

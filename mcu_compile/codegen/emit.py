@@ -1,7 +1,7 @@
 """C code for one Edge op: the op kind's emitter (mcu_compile/ops/), asked through the registry."""
 from __future__ import annotations
 
-from ..errors import CompileError, UnsupportedOpError
+from ..errors import McuCompileError, UnsupportedOpError
 from ..ir.program import Op, Program
 from ..ops import registry
 from .c_text import CodeFragment, Ref, Site
@@ -21,5 +21,5 @@ def emit_op(program: Program, op: Op, ref: Ref, scratch: str | None, uid: str) -
         kind.check(program, op)
     needed = kind.scratch_bytes(program, op)
     if scratch is None and needed:
-        raise CompileError(f"{op.kind} needs {needed} B of scratch but none was planned: a compiler bug")
+        raise McuCompileError(f"{op.kind} needs {needed} B of scratch but none was planned: a compiler bug")
     return kind.emit(Site(program, op, ref, scratch, uid))

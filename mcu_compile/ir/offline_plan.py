@@ -37,6 +37,7 @@ import dataclasses
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from ..errors import IRError
 from .program import Program
 from ..passes.plan import MemoryPlan
 from .tflite_io import write_tflite
@@ -58,7 +59,7 @@ def written_tensor_names(program: Program) -> list[str]:
     data = write_tflite(program)
     model = fb.Model.GetRootAs(data, 0)
     if model.SubgraphsLength() != 1:  # the writer makes one subgraph; TFLM counts all
-        raise ValueError(f"expected one subgraph, the written file has {model.SubgraphsLength()}")
+        raise IRError(f"expected one subgraph, the written file has {model.SubgraphsLength()}")
     graph = model.Subgraphs(0)
     return [graph.Tensors(i).Name().decode() for i in range(graph.TensorsLength())]
 
@@ -76,7 +77,7 @@ def offline_offsets(program: Program, plan: MemoryPlan,
             continue
         offset = plan.offset(name)
         if not 0 <= offset <= _INT32_MAX - tensor.nbytes:
-            raise ValueError(f"tensor {name!r}: offset {offset} does not fit TFLM's int32 plan")
+            raise IRError(f"tensor {name!r}: offset {offset} does not fit TFLM's int32 plan")
         offsets.append(int(offset))
     return offsets
 
@@ -113,7 +114,7 @@ def check_no_live_overlap(program: Program, plan: MemoryPlan, placed: dict[str, 
             if plan.offsets[b] >= a_start + a_bytes:
                 break
             if a0 <= b1 and b0 <= a1:
-                raise ValueError(f"the plan puts {a!r} and {b!r} in the same bytes while both are "
+                raise IRError(f"the plan puts {a!r} and {b!r} in the same bytes while both are "
                                  "live; plan the program in the op order it is written in")
 
 
@@ -129,11 +130,11 @@ def offline_plan_metadata(program: Program, plan: MemoryPlan) -> bytes:
 def parse_offline_plan(data: bytes) -> tuple[int, int, list[int]]:
     """(version, subgraph index, offsets) of an "OfflineMemoryAllocation" buffer."""
     if len(data) < 4 * HEADER_WORDS or len(data) % 4:
-        raise ValueError(f"offline memory plan of {len(data)} bytes: not a header plus int32 offsets")
+        raise IRError(f"offline memory plan of {len(data)} bytes: not a header plus int32 offsets")
     words = np.frombuffer(data, dtype="<i4")
     version, subgraph, count = (int(w) for w in words[:HEADER_WORDS])
     if count != len(words) - HEADER_WORDS:
-        raise ValueError(f"offline memory plan says {count} offsets but holds {len(words) - HEADER_WORDS}")
+        raise IRError(f"offline memory plan says {count} offsets but holds {len(words) - HEADER_WORDS}")
     return version, subgraph, [int(w) for w in words[HEADER_WORDS:]]
 
 

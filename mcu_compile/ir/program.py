@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import IRError
+
 DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4}
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -75,7 +77,7 @@ class Tensor:
     def __post_init__(self):
         self.shape = tuple(int(d) for d in self.shape)
         if self.dtype not in DTYPE_BYTES:
-            raise ValueError(f"tensor {self.name!r}: unsupported dtype {self.dtype!r}")
+            raise IRError(f"tensor {self.name!r}: unsupported dtype {self.dtype!r}")
         if self.data is not None:
             self.data = np.asarray(self.data, dtype=self.dtype).reshape(self.shape)
 
@@ -115,7 +117,7 @@ class Program:
 
     def add_tensor(self, tensor: Tensor) -> Tensor:
         if tensor.name in self.tensors:
-            raise ValueError(f"duplicate tensor name {tensor.name!r}")
+            raise IRError(f"duplicate tensor name {tensor.name!r}")
         self.tensors[tensor.name] = tensor
         return tensor
 
@@ -128,7 +130,7 @@ class Program:
     def add_op(self, op: Op) -> Op:
         for name in op.inputs + op.outputs:
             if name and name not in self.tensors:
-                raise ValueError(f"{op.kind}: unknown tensor {name!r}")
+                raise IRError(f"{op.kind}: unknown tensor {name!r}")
         self.ops.append(op)
         return op
 

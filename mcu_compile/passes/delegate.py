@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..target.boards import Board
-from ..errors import CompileError
+from ..errors import McuCompileError
 from ..ir.program import Op, Program, Tensor
 from .plan import last_uses
 from ..ir.tflite_io import write_tflite
 
 
-class VelaError(CompileError):
+class VelaError(McuCompileError):
     pass
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CompileError, InputError, UnsupportedOpError
+from ..errors import McuCompileError, InputError, UnsupportedOpError
 from ..ir.program import Op, Program
 from ..ops import registry
 
@@ -56,6 +56,6 @@ def _value(program: Program, values: dict, name: str, op: Op):
     if t.is_const:
         return t.data
     if name not in values:
-        raise CompileError(f"{op.kind} reads tensor {name!r} before any op produces it; "
+        raise McuCompileError(f"{op.kind} reads tensor {name!r} before any op produces it; "
                            "the program's ops are not in execution order")
     return values[name]

@@ -18,7 +18,7 @@ from typing import Callable
 
 from ..target import elf as elfinfo
 from ..target.boards import Board
-from ..errors import CompileError, InputError, ToolchainError
+from ..errors import McuCompileError, InputError, ToolchainError
 from ..resources import resource_dir
 
 EXIT_OK, EXIT_FAULT = 0, 3   # see main.c.j2 and startup.c
@@ -33,7 +33,7 @@ CFSR_BITS = {0: "instruction access violation", 1: "data access violation",
              24: "unaligned access", 25: "division by zero"}
 
 
-class RunError(CompileError):
+class RunError(McuCompileError):
     pass
 
 

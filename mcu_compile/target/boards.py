@@ -5,17 +5,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CompileError, InputError
+from ..errors import BoardFileError, InputError
 from ..resources import resource_dir
 
 REGION_KINDS = ("flash", "ram")
 
 
 class UnknownBoardError(InputError):
-    pass
-
-
-class BoardFileError(CompileError):
     pass
 
 
@@ -126,13 +122,13 @@ def _parse(data: dict, path: Path) -> Board:
 def _check(board: Board) -> None:
     for r in board.regions:
         if r.kind not in REGION_KINDS:
-            raise ValueError(f"region {r.name}: kind must be one of {REGION_KINDS}")
+            raise BoardFileError(f"region {r.name}: kind must be one of {REGION_KINDS}")
     ordered = sorted(board.regions, key=lambda r: r.origin)
     for a, b in zip(ordered, ordered[1:]):
         if a.end > b.origin:
-            raise ValueError(f"regions {a.name} and {b.name} overlap")
+            raise BoardFileError(f"regions {a.name} and {b.name} overlap")
     if board.region(board.code_region).kind != "flash":
-        raise ValueError(f"code region {board.code_region} must have kind 'flash'")
+        raise BoardFileError(f"code region {board.code_region} must have kind 'flash'")
     for name in (board.data_region, board.arena_region):
         if board.region(name).kind != "ram":
-            raise ValueError(f"region {name} must have kind 'ram'")
+            raise BoardFileError(f"region {name} must have kind 'ram'")

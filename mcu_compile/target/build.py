@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 
 from .elf import HEAP_FUNCTIONS
-from ..errors import BoardFitError, CompileError, ToolchainError
+from ..errors import BoardFitError, McuCompileError, ToolchainError
 
 INSTALL_HINT = "run `make setup` or apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
 
 
-class BuildError(CompileError):
+class BuildError(McuCompileError):
     pass
 
 
@@ -34,7 +34,7 @@ def build(project_dir: Path, jobs: int | None = None) -> Path:
     return project_dir / "app.elf"
 
 
-def _build_failure(project_dir: Path, log: str) -> CompileError:
+def _build_failure(project_dir: Path, log: str) -> McuCompileError:
     overflow = re.search(r"region `(\w+)' overflowed by (\d+) bytes", log)
     if overflow:
         return BoardFitError(f"the firmware does not fit: memory region {overflow[1]} overflowed "

@@ -47,7 +47,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CompileError
+from ..errors import McuCompileError
 
 # A library/assembly function without any stack information, or an unresolved
 # indirect call: newlib-nano's memcpy/memset use 0-16 B; 64 B is a safe margin for
@@ -68,11 +68,11 @@ _CALL_RELOCS = {10, 28, 29, 30, 51}      # THM_CALL, CALL, JUMP24, THM_JUMP24, T
 _SKIP_SECTIONS = (".debug", ".ARM.exidx", ".ARM.extab", ".ARM.attributes", ".comment", ".rel.debug")
 
 
-class StackRecursionError(CompileError):
+class StackRecursionError(McuCompileError):
     """The call graph has a cycle: the worst-case stack is unbounded."""
 
 
-class StackAnalysisError(CompileError):
+class StackAnalysisError(McuCompileError):
     """The build has no stack information to analyse."""
 
 

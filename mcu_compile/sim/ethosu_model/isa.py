@@ -12,10 +12,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ...errors import CompileError
+from ...errors import McuCompileError
 
 
-class NpuError(CompileError):
+class NpuError(McuCompileError):
     """The command stream is malformed, uses what the model does not cover, or touches
     memory outside its regions; the message names the command and its byte offset."""
 
