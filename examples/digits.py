@@ -21,7 +21,7 @@ from models import DigitsCNN  # noqa: E402
 
 import mcu_compile  # noqa: E402
 from mcu_compile.reference import interpreter as reference  # noqa: E402
-from mcu_compile.api import to_program_inputs  # noqa: E402
+from mcu_compile.ir.inputs import to_program_inputs  # noqa: E402
 
 
 def digits_split():

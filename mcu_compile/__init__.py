@@ -6,7 +6,10 @@ __all__ = ["compile", "load", "CompiledModel", "ModelRun", "McuCompileError"]
 
 def __getattr__(name):
     # The pipeline imports torch; load it only when it is used.
-    if name in ("compile", "load", "CompiledModel", "ModelRun"):
+    if name in ("compile", "load"):
         from . import api
         return getattr(api, name)
+    if name in ("CompiledModel", "ModelRun"):
+        from . import project
+        return getattr(project, name)
     raise AttributeError(f"module 'mcu_compile' has no attribute {name!r}")

@@ -23,7 +23,7 @@ import mcu_compile
 from mcu_compile.sim import cosim
 from mcu_compile.sim import fvp
 from mcu_compile.reference import interpreter as reference
-from mcu_compile.api import lcg_int8
+from mcu_compile.ir.inputs import lcg_int8
 from mcu_compile.target.boards import load_board
 from mcu_compile.sim.cosim import (NPU_REGISTERS, CosimError, CosimResult, GdbRemote, _changed_spans,
                                _unescape, run_cosim, start_qemu)

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from models import AddModel, DigitsCNN, LinearModel, MobileNetV2, SoftmaxModel, seeded  # noqa: E402
 
 from mcu_compile.reference import interpreter as reference  # noqa: E402
-from mcu_compile.api import to_program_inputs  # noqa: E402
+from mcu_compile.ir.inputs import to_program_inputs  # noqa: E402
 from mcu_compile.errors import UnsupportedOpError  # noqa: E402
 from mcu_compile.frontend.export import export  # noqa: E402
 from mcu_compile.frontend.lower import lower  # noqa: E402

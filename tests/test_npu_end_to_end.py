@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mcu_compile
-from mcu_compile.api import lcg_int8
+from mcu_compile.ir.inputs import lcg_int8
 from mcu_compile.reference.oracle import tflm_outputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))

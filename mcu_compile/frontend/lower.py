@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch.fx import GraphModule, Node
 
-from ..errors import UnsupportedOpError
+from ..errors import IRError, UnsupportedOpError
 from .export import source_line
 from ..ir.program import Op, Program, Quant, Tensor
 from ..ops.params import window
@@ -142,7 +142,21 @@ class Lowering:
         if lower_fn is None:
             _fail(source, "has no int8 lowering")
         fused = fused_activation_name(activation) if activation is not None else "NONE"
-        return lower_fn(self, source, quant, fused)
+        out = lower_fn(self, source, quant, fused)
+        self.check_shape(source, out)
+        return out
+
+    def check_shape(self, node: Node, name: str) -> None:
+        """The lowered tensor must have the shape PyTorch computed for the node: a
+        lowering that disagrees would give firmware and host reference the same wrong
+        program, which no bit-exact comparison can catch."""
+        val = node.meta.get("val")
+        if val is None or not hasattr(val, "shape"):
+            return
+        if tuple(val.shape) != self.torch_shape(name):
+            raise IRError(f"{aten_name(node.target)} at {source_line(node) or node.name}: lowered to shape "
+                          f"{list(self.torch_shape(name))} but PyTorch computes {list(val.shape)}; "
+                          f"this is a bug in mcu-compile's lowering, please report it")
 
     def graph_input(self, node: Node, quant: Quant) -> str:
         shape = tuple(node.meta["val"].shape)
@@ -287,29 +301,50 @@ def lower_activation(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
-def _pool(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, padding) -> str:
+def _pool(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, padding, ceil_mode=False) -> str:
     x = lw.as_nhwc(lw.value(node.args[0]))
-    x, pad_kind = _pool_padding(lw, node, x, kernel, stride, padding)
-    _, h, w, c = lw.shape(x)
+    n, h, w, c = lw.shape(x)
+    pad_kind = _pool_padding(node, (h, w), kernel, stride, padding, bool(ceil_mode))
     oh = window(h, kernel[0], stride[0], 1, pad_kind).out
     ow = window(w, kernel[1], stride[1], 1, pad_kind).out
-    out = lw.new_activation(node.name, (lw.shape(x)[0], oh, ow, c), quant)
+    out = lw.new_activation(node.name, (n, oh, ow, c), quant)
     lw.nhwc.add(out)
     lw.emit(kind, [x], [out], padding=pad_kind, stride_h=stride[0], stride_w=stride[1],
             filter_height=kernel[0], filter_width=kernel[1], fused_activation_function="NONE")
     return out
 
 
-def _pool_padding(lw, node, x, kernel, stride, padding) -> tuple[str, str]:
-    if all(p == 0 for p in padding):
-        return x, "VALID"
-    _, h, w, _ = lw.shape(x)
-    same = [window(size, k, s, 1, "SAME") for size, k, s in zip((h, w), kernel, stride)]
-    torch_out = [(size + 2 * p - k) // s + 1 for size, k, s, p in zip((h, w), kernel, stride, padding)]
-    if all(sw.pad_before == p and sw.out == o for sw, p, o in zip(same, padding, torch_out)):
-        return x, "SAME"
-    _fail(node, f"pooling padding {list(padding)} differs from TFLite's SAME padding here; "
-                f"use padding 0 or a size where SAME matches")
+def torch_pool_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """PyTorch's pooled size: with ceil_mode a last, partial window is kept when it
+    starts inside the input or its left padding."""
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _pool_padding(node, hw, kernel, stride, padding, ceil_mode: bool) -> str:
+    """TFLite's VALID or SAME where it places PyTorch's windows exactly: every window
+    over the same input positions (TFLite's pooling skips out-of-bounds taps, as
+    PyTorch does for max pooling, for the padding of an average with
+    count_include_pad=False, and for the part of a ceil_mode window past the edge)."""
+    torch_out = [torch_pool_size(size, k, s, p, ceil_mode) for size, k, s, p in zip(hw, kernel, stride, padding)]
+    for kind in ("VALID", "SAME"):
+        placed = [window(size, k, s, 1, kind) for size, k, s in zip(hw, kernel, stride)]
+        if all(w.pad_before == p and w.out == o for w, p, o in zip(placed, padding, torch_out)):
+            return kind
+    same = [window(n, k, s, 1, "SAME") for n, k, s in zip(hw, kernel, stride)]
+    valid = [window(n, k, s, 1, "VALID").out for n, k, s in zip(hw, kernel, stride)]
+    _fail(node, f"on a {hw[0]}x{hw[1]} map, kernel {list(kernel)}, stride {list(stride)}, padding {list(padding)}"
+                f"{', ceil_mode' if ceil_mode else ''} give {_hw(torch_out)} windows padded {list(padding)} before; "
+                f"TFLite can only pool as SAME ({_hw([w.out for w in same])} windows padded "
+                f"{[w.pad_before for w in same]} before) or VALID ({_hw(valid)}, no padding): "
+                f"change padding/ceil_mode to one of these")
+
+
+def _hw(sizes) -> str:
+    return "x".join(str(n) for n in sizes)
 
 
 def _pair(v, default=None):
@@ -324,7 +359,7 @@ def lower_max_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     kernel = _pair(kernel)
     if dilation and any(d != 1 for d in _pair(dilation)):
         _fail(node, "dilated max pooling is not supported")
-    return _pool(lw, node, quant, "MAX_POOL_2D", kernel, _pair(stride, kernel), _pair(padding, [0]))
+    return _pool(lw, node, quant, "MAX_POOL_2D", kernel, _pair(stride, kernel), _pair(padding, [0]), ceil_mode)
 
 
 def lower_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
@@ -336,7 +371,7 @@ def lower_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     if any(padding) and count_include_pad is not False:
         _fail(node, "padded avg_pool2d must use count_include_pad=False (TFLite excludes padding)")
     kernel = _pair(kernel)
-    return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, _pair(stride, kernel), padding)
+    return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, _pair(stride, kernel), padding, ceil_mode)
 
 
 def lower_adaptive_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:

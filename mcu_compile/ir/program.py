@@ -4,28 +4,11 @@ Tensors are named; ops refer to tensors by name and are kept in execution order.
 Activations are NHWC. The file form of a Program is a standard TFLite flatbuffer
 (see tflite_io.py), so Vela, the TFLite Micro interpreter and Netron can read it.
 
-Op kinds are TFLite builtin operator names ("CONV_2D", "ADD", ...). Options use
-TFLite's option field names in snake_case:
-
-  CONV_2D            inputs [x, w(OHWI int8), b(int32)|""]   padding "SAME"|"VALID",
-                     stride_h, stride_w, dilation_h_factor, dilation_w_factor,
-                     fused_activation_function
-  DEPTHWISE_CONV_2D  inputs [x, w(1HW(C*M) int8), b]         as CONV_2D + depth_multiplier
-  FULLY_CONNECTED    inputs [x, w(OI int8), b]               fused_activation_function,
-                     keep_num_dims (False)
-  ADD, MUL           inputs [a, b] (same shape or broadcast)  fused_activation_function
-  MAX_POOL_2D,
-  AVERAGE_POOL_2D    inputs [x]                               padding, stride_h, stride_w,
-                     filter_height, filter_width, fused_activation_function
-  SOFTMAX            inputs [x] (last axis)                   beta
-  RESHAPE            inputs [x] (, shape int32 const)         new_shape
-  TRANSPOSE          inputs [x, perm int32 const]
-  CONCATENATION      inputs [x0, x1, ...]                     axis, fused_activation_function
-  PAD                inputs [x, paddings int32 const (rank,2)]
-  RELU, RELU6        inputs [x]
-  MEAN               inputs [x, axes int32 const]             keep_dims
-
-fused_activation_function is one of "NONE", "RELU", "RELU6", "RELU_N1_TO_1".
+Op kinds are TFLite builtin operator names ("CONV_2D", "ADD", ...) or a firmware-only
+fused kind; ops/registry.py defines each kind once (its inputs, options and shape rule
+live in its family module, ops/<family>.py). Options use TFLite's option field names in
+snake_case; fused_activation_function is a key of ops/params.py's
+FUSED_ACTIVATION_BOUNDS.
 Op.target says where the op runs: "cpu", or "npu" for a delegated partition.
 """
 from __future__ import annotations
@@ -37,7 +20,6 @@ import numpy as np
 from ..errors import IRError
 
 DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4}
-FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
 @dataclass
@@ -153,8 +135,12 @@ class Program:
     def constants(self) -> list[Tensor]:
         return [t for t in self.tensors.values() if t.is_const]
 
-    def verify(self, stage: str = "") -> None:
-        """Check the program's invariants (ir/verify.py); raises on the first violation."""
+    def verify(self, stage: str = "") -> "Program":
+        """Check the program's invariants (ir/verify.py); raises IRError on the first
+        violation, naming `stage`. Returns the program, so a pass can end with it."""
+        from .verify import verify
+        verify(self, stage)
+        return self
 
     def weights(self) -> list[Tensor]:
         """Quantized constants (weights and biases); shape, permutation and padding

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import IRError
 from ..ir.program import Op, Program
 from ..ops import registry
+from ..target.boards import Board
 
 ALIGNMENT = 16
 
@@ -47,9 +49,25 @@ class MemoryPlan:
     scratch: dict[int, str] = field(default_factory=dict)  # op index -> scratch buffer name
     buffers: list[Buffer] = field(default_factory=list)  # lifetimes, for reports
     strategy: str = ""  # the placement that won
+    region: str = ""  # the board's memory region the arena lives in (choose_arena_region)
 
     def offset(self, tensor: str) -> int:
         return self.offsets[self.aliases.get(tensor, tensor)] + self.alias_offsets.get(tensor, 0)
+
+    def verify(self) -> "MemoryPlan":
+        """The plan's health check: every buffer aligned and inside the arena, and no two
+        buffers alive at the same time share a byte. Raises IRError."""
+        spans = sorted(((self.offsets[b.name], b) for b in self.buffers), key=lambda span: span[0])
+        for i, (start, a) in enumerate(spans):
+            if start % ALIGNMENT or start + a.size > self.arena_bytes:
+                raise IRError(f"invalid memory plan: {a.name!r} at offset {start} ({a.size} B) is unaligned "
+                              f"or outside the {self.arena_bytes} B arena")
+            for other_start, b in spans[i + 1:]:
+                if other_start >= start + a.size:
+                    break
+                if a.overlaps_in_time(b):
+                    raise IRError(f"invalid memory plan: {a.name!r} and {b.name!r} share bytes while both are live")
+        return self
 
 
 def last_uses(program: Program) -> dict[str, int]:
@@ -217,6 +235,19 @@ def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
         alias_offsets={t: o for t, o in groups.offsets.items() if o},
         scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size}, buffers=bufs,
         strategy=strategy)
+
+
+def choose_arena_region(plan: MemoryPlan, board: Board, stack_bytes: int, npu_reachable: bool) -> MemoryPlan:
+    """Puts the arena in the fastest RAM region that holds it (with the stack, where they
+    share a region), the board's preferred arena region first among equals; only regions
+    the NPU reaches when the NPU reads or writes the arena."""
+    def need(region) -> int:
+        return plan.arena_bytes + (stack_bytes if region.name == board.data_region else 0)
+    rams = sorted((r for r in board.regions if r.kind == "ram" and (r.npu or not npu_reachable)),
+                  key=lambda r: (r.speed, r.name != board.arena_region))
+    fitting = [r for r in rams if need(r) <= r.length]
+    plan.region = (fitting or [board.region(board.arena_region)])[0].name
+    return plan
 
 
 def topological_orders(program: Program) -> dict[str, list[int]]:

@@ -21,25 +21,13 @@ CODE_ESTIMATE_BYTES = 24 * 1024
 DEFAULT_STACK_BYTES = 8 * 1024
 
 
-def arena_region(board: Board, arena_bytes: int, stack_bytes: int, npu_reachable: bool = False) -> str:
-    """The fastest RAM region that holds the arena (with the stack, where they share a
-    region), the board's preferred arena region first among equals; only regions the
-    NPU reaches when the NPU reads or writes the arena."""
-    def need(region) -> int:
-        return arena_bytes + (stack_bytes if region.name == board.data_region else 0)
-    rams = sorted((r for r in board.regions if r.kind == "ram" and (r.npu or not npu_reachable)),
-                  key=lambda r: (r.speed, r.name != board.arena_region))
-    fitting = [r for r in rams if need(r) <= r.length]
-    return (fitting or [board.region(board.arena_region)])[0].name
-
-
 def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int,
-                     npu_reachable: bool = False, weights_in_ram: bool = False) -> dict:
+                     weights_in_ram: bool = False) -> dict:
     weights = sum(t.nbytes for t in program.weights())
     # tables generated beside the weights (per-channel multipliers and shifts)
     requant = sum(registry.of(op).table_bytes(program, op) for op in program.ops)
     npu_const = sum(registry.of(op).npu_const_bytes(program, op) for op in program.ops)
-    region = arena_region(board, plan.arena_bytes, stack_bytes, npu_reachable)
+    region = plan.region
     usage = {r.name: 0 for r in board.regions}
     usage[board.code_region] += weights + requant + CODE_ESTIMATE_BYTES
     usage[region] += plan.arena_bytes

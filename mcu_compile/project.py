@@ -1,0 +1,202 @@
+"""A compiled project: the folder compile() writes (model C, platform files, the Edge
+program, bundled test vectors with the host reference's outputs, and the manifest), and
+what can be done with it afterwards: build, run on the board's simulator, report.
+
+    build -> run (QEMU, the FVP, or QEMU + the functional NPU model)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .codegen.platform import STACK_ALIGN, render_platform
+from .errors import InputError, McuCompileError
+from .ir.inputs import to_program_inputs
+from .ir.program import Program
+from .ir.tflite_io import load_tflite
+from .passes.plan import align
+from .reference import interpreter as reference
+from .report.budget import elf_summary, format_text, with_elf
+from .sim.fvp import simulate
+from .sim.qemu import run_qemu
+from .target.boards import Board
+from .target.build import build as build_project
+from .target.elf import heap_symbols
+from .target.stack import worst_case_stack
+
+MANIFEST = "mcu_compile.json"
+PROGRAM_FILE = "program.tflite"
+REFERENCE_FILE = "program_reference.tflite"  # before delegation, when an NPU takes part
+VECTORS_FILE = "test_vectors.npz"
+EXPECTED_FILE = "expected.npz"
+
+
+class HeapError(McuCompileError):
+    pass
+
+
+@dataclass
+class ModelRun:
+    """What one firmware run produced."""
+
+    inputs: list[list[np.ndarray]]  # per test vector, the int8 inputs
+    outputs: list[list[np.ndarray]]  # per test vector, the firmware's int8 outputs
+    expected: list[list[np.ndarray]]  # the host reference's outputs
+    instructions: list[int]  # per test vector, instructions of one inference
+    elf: Path
+    npu_sim: str = "none"  # who ran the NPU jobs: "fvp", "model", "hardware", or "none"
+    npu_jobs: int = 0
+
+    @property
+    def bit_exact(self) -> bool:
+        return all(np.array_equal(a, b) for got, want in zip(self.outputs, self.expected)
+                   for a, b in zip(got, want))
+
+
+@dataclass
+class CompiledModel:
+    project_dir: Path
+    program_path: Path
+    report: dict
+    board: Board
+    _program: Program | None = field(default=None, repr=False)
+    _reference: Program | None = field(default=None, repr=False)
+
+    @property
+    def program(self) -> Program:
+        """The Edge program as written to program_path (NPU partitions as ETHOS_U ops)."""
+        if self._program is None:
+            self._program = load_tflite(self.program_path)
+        return self._program
+
+    @property
+    def reference_program(self) -> Program:
+        """The Edge program before delegation: what the host reference runs."""
+        if self._reference is None:
+            path = self.project_dir / REFERENCE_FILE
+            self._reference = load_tflite(path) if path.is_file() else self.program
+        return self._reference
+
+    @property
+    def uses_npu(self) -> bool:
+        return self.report.get("npu", {}).get("ops_on_npu", 0) > 0
+
+    def vectors(self) -> list[list[np.ndarray]]:
+        return _load_vectors(self.project_dir / VECTORS_FILE)
+
+    def expected(self) -> list[list[np.ndarray]]:
+        return _load_vectors(self.project_dir / EXPECTED_FILE)
+
+    def build(self) -> Path:
+        manifest = self._manifest()
+        elf = build_project(self.project_dir)
+        stack = worst_case_stack(self.project_dir)  # from the code: a relink does not change it
+        if manifest.get("stack_policy") == "auto":
+            elf = self._reserve_stack(elf, align(stack.bytes, STACK_ALIGN))
+        heap = heap_symbols(elf)
+        if heap:
+            raise HeapError(f"the firmware links heap functions ({', '.join(heap)}); "
+                            f"a kernel or the runtime calls malloc: report this as a bug")
+        weights = set(manifest["weight_symbols"])
+        self.report = with_elf(self.report, self.board, elf_summary(elf, self.board, weights))
+        self.report["stack"] = stack.as_dict()
+        self._save_report()
+        return elf
+
+    def _reserve_stack(self, elf: Path, reserve: int) -> Path:
+        """Relinks with the stack reserve set to the worst case the call graph allows."""
+        if reserve != self.report["stack_bytes"]:
+            self.report["stack_bytes"] = reserve
+            render_platform_files(self.project_dir, self.board, self.vectors(), reserve, self.report["arena"])
+            elf = build_project(self.project_dir)
+        return elf
+
+    def run(self, inputs=None, timeout: float = 120.0, npu_sim: str | None = None) -> ModelRun:
+        """Build, run on the board's simulator and compare with the host reference.
+
+        inputs: None (the bundled test vectors) or a list of input tuples (float in
+        PyTorch layout, or int8 in the Edge program's layout); as many as fit the flash
+        go into one firmware build, the rest into the next. Firmware with NPU jobs runs
+        on the board's FVP when it is installed, otherwise in QEMU with each NPU job
+        executed by the functional model (npu_sim="model"); CPU-only firmware on QEMU.
+        """
+        if inputs is None:
+            return self._run_bundled(timeout, npu_sim)
+        vectors = [to_program_inputs(self.program, v) for v in inputs]
+        if not vectors:
+            raise InputError("run(inputs=[]) has nothing to run: give at least one input tuple")
+        per_build = self._vectors_per_build(vectors[0])
+        runs = []
+        for start in range(0, len(vectors), per_build):
+            write_vectors(self.project_dir, self.reference_program, self.board, vectors[start:start + per_build],
+                           self.report["stack_bytes"], self.report["arena"])
+            runs.append(self._run_bundled(timeout, npu_sim))
+        return ModelRun([v for r in runs for v in r.inputs], [o for r in runs for o in r.outputs],
+                        [e for r in runs for e in r.expected], [n for r in runs for n in r.instructions],
+                        runs[-1].elf, runs[-1].npu_sim, sum(r.npu_jobs for r in runs))
+
+    def _vectors_per_build(self, vector: list[np.ndarray]) -> int:
+        """How many test vectors the code region holds besides the firmware itself."""
+        row = self.report["regions"][self.board.code_region]
+        bundled = self.report.get("elf", {}).get("flash", {}).get("test_vectors", 0)
+        room = row["size"] - (row["used"] - bundled) - 4096  # margin: code estimate, alignment, tables
+        return max(1, room // max(1, sum(a.nbytes for a in vector)))
+
+    def _run_bundled(self, timeout: float, npu_sim: str | None) -> ModelRun:
+        elf = self.build()
+        if self.uses_npu or npu_sim is not None:
+            result = simulate(self.board, elf, timeout=timeout, npu_sim=npu_sim)
+        else:
+            result = run_qemu(self.board, elf, timeout=timeout)
+        outputs = [[np.frombuffer(raw, dtype=np.int8).reshape(self.program.tensor(name).shape)
+                    for raw, name in zip(per_vector, self.program.outputs)]
+                   for per_vector in result.outputs]
+        run = ModelRun(self.vectors(), outputs, self.expected(), list(result.instructions), elf,
+                       npu_sim=getattr(result, "npu_sim", result.simulator) if self.uses_npu else "none",
+                       npu_jobs=getattr(result, "npu_jobs", 0))
+        self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions,
+                              "stack_measured_bytes": result.stack_bytes, "npu_sim": run.npu_sim,
+                              "npu_jobs": run.npu_jobs}
+        self._save_report()
+        return run
+
+    def _manifest(self) -> dict:
+        return json.loads((self.project_dir / MANIFEST).read_text())
+
+    def _save_report(self) -> None:
+        manifest = self._manifest()
+        manifest["report"] = self.report
+        (self.project_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+    def report_text(self) -> str:
+        return format_text(self.report)
+
+
+def _load_vectors(path: Path) -> list[list[np.ndarray]]:
+    data = np.load(path)
+    count = int(data["count"])
+    per = int(data["per_vector"])
+    return [[data[f"v{v}_{i}"] for i in range(per)] for v in range(count)]
+
+
+def _save_vectors(path: Path, vectors: list[list[np.ndarray]]) -> None:
+    arrays = {f"v{v}_{i}": a for v, vec in enumerate(vectors) for i, a in enumerate(vec)}
+    np.savez(path, count=len(vectors), per_vector=len(vectors[0]) if vectors else 0, **arrays)
+
+
+def write_vectors(project_dir: Path, program: Program, board: Board, vectors, stack_bytes: int,
+                   arena: dict) -> None:
+    """Bundle test vectors into the firmware and record the host reference's outputs."""
+    expected = [reference.run(program, v) for v in vectors]
+    render_platform_files(project_dir, board, vectors, stack_bytes, arena)
+    _save_vectors(project_dir / VECTORS_FILE, vectors)
+    _save_vectors(project_dir / EXPECTED_FILE, expected)
+
+
+def render_platform_files(project_dir: Path, board: Board, vectors, stack_bytes: int, arena: dict) -> None:
+    render_platform(board, project_dir, vectors, stack_bytes=stack_bytes,
+                    arena_sections={arena["region"]: arena["bytes"]})
+
