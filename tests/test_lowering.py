@@ -147,3 +147,13 @@ def test_quantization_is_deterministic():
     first = write_tflite(lowered(model, shape)[1])
     second = write_tflite(lowered(model, shape)[1])
     assert first == second
+
+
+def test_every_unsupported_op_is_named_at_once():
+    class TwoUnsupported(nn.Module):
+        def forward(self, x):
+            return torch.sin(x) + torch.cos(x)
+
+    with pytest.raises(UnsupportedOpError, match=r"^unsupported ops aten\.sin\.default at \S+:\d+ in forward, "
+                                                 r"aten\.cos\.default at \S+:\d+ in forward; supported ops: "):
+        export(TwoUnsupported(), (torch.randn(4),))

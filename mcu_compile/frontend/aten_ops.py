@@ -1,7 +1,6 @@
-"""The PyTorch (ATen) ops mcu-compile accepts, and how each is quantized.
-
-One row per op: adding an op means a row here, a lowering in lower.py (keyed by the
-same name) and, if it needs a new kernel, one in cmsis_kernels/.
+"""The PyTorch (ATen) ops mcu-compile accepts: one table, filled by the lowerings
+themselves (frontend/lower.py: `@lowers("aten.x.default", role=...)` on the function
+that lowers the op), so an op's name, quantization role and lowering are stated once.
 
 Quantization roles:
   weighted   conv/linear: int8 activation in, per-channel int8 weights, int32 bias
@@ -14,28 +13,39 @@ Quantization roles:
 """
 from __future__ import annotations
 
-SUPPORTED_ATEN_OPS: dict[str, str] = {
-    "aten.conv2d.default": "weighted",
-    "aten.linear.default": "weighted",
-    "aten.add.Tensor": "binary",
-    "aten.mul.Tensor": "binary",
-    "aten.relu.default": "activation",
-    "aten.relu6.default": "activation",
-    "aten.hardtanh.default": "activation",
-    "aten.max_pool2d.default": "shared",
-    "aten.avg_pool2d.default": "shared",
-    "aten.adaptive_avg_pool2d.default": "shared",
-    "aten.mean.dim": "shared",
-    "aten.flatten.using_ints": "shared",
-    "aten.view.default": "shared",
-    "aten.reshape.default": "shared",
-    "aten.permute.default": "shared",
-    "aten.cat.default": "shared",
-    "aten.softmax.int": "softmax",
-    "aten.dropout.default": "identity",
-    "aten.clone.default": "identity",
-    "aten.contiguous.default": "identity",
-}
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AtenOp:
+    role: str
+    lower: Callable  # (Lowering, node, output quant, fused activation) -> Edge tensor name
+
+
+_ATEN_OPS: dict[str, AtenOp] = {}
+
+
+def lowers(*names: str, role: str):
+    """Registers the decorated lowering for the ATen ops `names` with their quantization role."""
+    def register(function):
+        for name in names:
+            if name in _ATEN_OPS:
+                raise RuntimeError(f"{name} is lowered twice")
+            _ATEN_OPS[name] = AtenOp(role, function)
+        return function
+    return register
+
+
+def aten_ops() -> dict[str, AtenOp]:
+    from . import lower  # noqa: F401  (its lowerings register themselves on import)
+    return _ATEN_OPS
+
+
+def role_of(target) -> str | None:
+    op = aten_ops().get(aten_name(target))
+    return op.role if op else None
+
 
 # Fused into the conv before quantization (torchao's PT2E prepare folds it).
 FOLDED_ATEN_OPS = {"aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default"}
@@ -47,5 +57,5 @@ def aten_name(target) -> str:
 
 
 def supported_list() -> str:
-    names = sorted({n.split(".")[1] for n in SUPPORTED_ATEN_OPS})
+    names = sorted({n.split(".")[1] for n in aten_ops()})
     return ", ".join(names)

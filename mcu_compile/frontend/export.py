@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, UnsupportedOpError
-from .aten_ops import FOLDED_ATEN_OPS, SUPPORTED_ATEN_OPS, aten_name, supported_list
+from .aten_ops import FOLDED_ATEN_OPS, aten_name, aten_ops, supported_list
 
 
 def export(model, example_inputs: tuple) -> torch.export.ExportedProgram:
@@ -59,13 +59,17 @@ def source_line(node) -> str:
 
 
 def check_supported(exported: torch.export.ExportedProgram) -> None:
+    """Refuses every unsupported op at once, each with its source line."""
+    known = aten_ops()
+    unsupported = {}
     for node in exported.graph.nodes:
         if node.op != "call_function":
             continue
         name = aten_name(node.target)
-        if name in SUPPORTED_ATEN_OPS or name in FOLDED_ATEN_OPS or name == "_operator.getitem":
+        if name in known or name in FOLDED_ATEN_OPS or name == "_operator.getitem":
             continue
         where = source_line(node)
-        raise UnsupportedOpError(
-            f"unsupported op {name}" + (f" at {where}" if where else "") +
-            f"; supported ops: {supported_list()}")
+        unsupported.setdefault(name + (f" at {where}" if where else ""), None)
+    if unsupported:
+        raise UnsupportedOpError(f"unsupported op{'s' if len(unsupported) > 1 else ''} {', '.join(unsupported)}"
+                                 f"; supported ops: {supported_list()}")

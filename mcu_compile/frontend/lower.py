@@ -18,7 +18,7 @@ from ..errors import IRError, UnsupportedOpError
 from .export import source_line
 from ..ir.program import Op, Program, Quant, Tensor
 from ..ops.params import window
-from .aten_ops import SUPPORTED_ATEN_OPS, aten_name
+from .aten_ops import aten_name, aten_ops, lowers, role_of
 from .quantize import activation_bounds
 
 QUANTIZE = "quantized_decomposed.quantize_per_tensor.default"
@@ -133,16 +133,16 @@ class Lowering:
         if source.op == "placeholder":
             return self.graph_input(source, quant)
         activation = None
-        if SUPPORTED_ATEN_OPS.get(aten_name(source.target)) == "activation":
+        if role_of(source.target) == "activation":
             producer = source.args[0]
-            if SUPPORTED_ATEN_OPS.get(aten_name(producer.target)) in ("weighted", "binary"):
+            if role_of(producer.target) in ("weighted", "binary"):
                 activation, source = source, producer
         self.node = source
-        lower_fn = LOWERINGS.get(aten_name(source.target))
-        if lower_fn is None:
+        aten_op = aten_ops().get(aten_name(source.target))
+        if aten_op is None:
             _fail(source, "has no int8 lowering")
         fused = fused_activation_name(activation) if activation is not None else "NONE"
-        out = lower_fn(self, source, quant, fused)
+        out = aten_op.lower(self, source, quant, fused)
         self.check_shape(source, out)
         return out
 
@@ -189,7 +189,8 @@ def fused_activation_name(node: Node) -> str:
             (-1.0, 1.0): "RELU_N1_TO_1"}[activation_bounds(node)]
 
 
-# ---- one lowering per ATen op (keys: ops.SUPPORTED_ATEN_OPS) ----------------------------
+# ---- one lowering per ATen op, registered with its quantization role (aten_ops.py) -----------
+@lowers("aten.conv2d.default", role="weighted")
 def lower_conv2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     args = list(node.args) + [None] * (7 - len(node.args))
     x_node, w_node, b_node, stride, padding, dilation, groups = args
@@ -257,6 +258,7 @@ def _bias(lw: Lowering, base: str, b_node, x_quant: Quant, w_scales, out_ch: int
                         Quant(scales, np.zeros(out_ch, np.int64), 0))
 
 
+@lowers("aten.linear.default", role="weighted")
 def lower_linear(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.as_plain(lw.value(node.args[0]))
     if len(lw.shape(x)) != 2:
@@ -273,6 +275,7 @@ def lower_linear(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
+@lowers("aten.add.Tensor", "aten.mul.Tensor", role="binary")
 def lower_binary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     kind = {"aten.add.Tensor": "ADD", "aten.mul.Tensor": "MUL"}[aten_name(node.target)]
     if node.kwargs.get("alpha", 1) != 1:
@@ -288,6 +291,7 @@ def lower_binary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
+@lowers("aten.relu.default", "aten.relu6.default", "aten.hardtanh.default", role="activation")
 def lower_activation(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     """A relu/relu6 that could not be fused: its own op, which also rescales."""
     kind = {"RELU": "RELU", "RELU6": "RELU6"}.get(fused_activation_name(node))
@@ -353,6 +357,7 @@ def _pair(v, default=None):
     return list(v) * 2 if len(v) == 1 else list(v)
 
 
+@lowers("aten.max_pool2d.default", role="shared")
 def lower_max_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     args = list(node.args) + [None] * (6 - len(node.args))
     _, kernel, stride, padding, dilation, ceil_mode = args
@@ -362,6 +367,7 @@ def lower_max_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return _pool(lw, node, quant, "MAX_POOL_2D", kernel, _pair(stride, kernel), _pair(padding, [0]), ceil_mode)
 
 
+@lowers("aten.avg_pool2d.default", role="shared")
 def lower_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     args = list(node.args) + [None] * (7 - len(node.args))
     _, kernel, stride, padding, ceil_mode, count_include_pad, divisor = args
@@ -374,6 +380,7 @@ def lower_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, _pair(stride, kernel), padding, ceil_mode)
 
 
+@lowers("aten.adaptive_avg_pool2d.default", role="shared")
 def lower_adaptive_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     _, h, w, _ = lw.shape(lw.as_nhwc(lw.value(node.args[0])))
     oh, ow = _pair(node.args[1])
@@ -384,6 +391,7 @@ def lower_adaptive_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str
     return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, kernel, [0, 0])
 
 
+@lowers("aten.mean.dim", role="shared")
 def lower_mean(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.value(node.args[0])
     dims = sorted(d % 4 for d in node.args[1]) if len(lw.shape(x)) == 4 else None
@@ -399,6 +407,7 @@ def lower_mean(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
+@lowers("aten.flatten.using_ints", "aten.view.default", "aten.reshape.default", role="shared")
 def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.as_plain(lw.value(node.args[0]))
     new_shape = tuple(node.meta["val"].shape)
@@ -407,6 +416,7 @@ def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
+@lowers("aten.permute.default", role="shared")
 def lower_permute(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.value(node.args[0])
     dims = [d % len(lw.shape(x)) for d in node.args[1]]
@@ -414,6 +424,7 @@ def lower_permute(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return lw.transpose(x, perm, node.name)
 
 
+@lowers("aten.cat.default", role="shared")
 def lower_cat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     parts = [lw.value(arg) for arg in node.args[0]]
     dim = node.args[1] if len(node.args) > 1 else 0
@@ -429,6 +440,7 @@ def lower_cat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
+@lowers("aten.softmax.int", role="softmax")
 def lower_softmax(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     """TFLite's softmax works on the last axis: other axes are moved there and back."""
     x = lw.value(node.args[0])
@@ -445,6 +457,7 @@ def lower_softmax(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
+@lowers("aten.dropout.default", "aten.clone.default", "aten.contiguous.default", role="identity")
 def lower_identity(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.value(node.args[0])
     out = lw.new_activation(node.name, lw.shape(x), quant)
@@ -452,30 +465,6 @@ def lower_identity(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
         lw.nhwc.add(out)
     lw.emit("RESHAPE", [x], [out], new_shape=list(lw.shape(x)))
     return out
-
-
-LOWERINGS = {
-    "aten.conv2d.default": lower_conv2d,
-    "aten.linear.default": lower_linear,
-    "aten.add.Tensor": lower_binary,
-    "aten.mul.Tensor": lower_binary,
-    "aten.relu.default": lower_activation,
-    "aten.relu6.default": lower_activation,
-    "aten.hardtanh.default": lower_activation,
-    "aten.max_pool2d.default": lower_max_pool2d,
-    "aten.avg_pool2d.default": lower_avg_pool2d,
-    "aten.adaptive_avg_pool2d.default": lower_adaptive_avg_pool2d,
-    "aten.mean.dim": lower_mean,
-    "aten.flatten.using_ints": lower_reshape,
-    "aten.view.default": lower_reshape,
-    "aten.reshape.default": lower_reshape,
-    "aten.permute.default": lower_permute,
-    "aten.cat.default": lower_cat,
-    "aten.softmax.int": lower_softmax,
-    "aten.dropout.default": lower_identity,
-    "aten.clone.default": lower_identity,
-    "aten.contiguous.default": lower_identity,
-}
 
 
 def lower(gm: GraphModule, example_inputs: tuple) -> Program:

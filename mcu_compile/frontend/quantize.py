@@ -31,7 +31,7 @@ from torchao.quantization.pt2e.quantizer import (
 )
 
 from ..errors import InputError
-from .aten_ops import SUPPORTED_ATEN_OPS, aten_name
+from .aten_ops import aten_name, role_of
 
 ACTIVATION = QuantizationSpec(
     dtype=torch.int8, quant_min=-128, quant_max=127, qscheme=torch.per_tensor_affine,
@@ -62,7 +62,7 @@ def _bias_spec(input_node: Node, weight_node: Node, node: Node) -> DerivedQuanti
 def role(node: Node) -> str | None:
     if node.op != "call_function":
         return None
-    return SUPPORTED_ATEN_OPS.get(aten_name(node.target))
+    return role_of(node.target)
 
 
 def fused_activation_of(node: Node) -> Node | None:
