@@ -24,7 +24,8 @@ from .ops import registry
 from .passes.delegate import cpu_placement, delegate
 from .passes.fuse import fold_pads_into_convolutions, fuse_residual_adds
 from .passes.plan import choose_arena_region, plan_memory, schedule_for_memory
-from .project import MANIFEST, PROGRAM_FILE, REFERENCE_FILE, CompiledModel, write_vectors
+from .project import (MANIFEST, PROGRAM_FILE, REFERENCE_FILE, CompiledModel, check_model_files, write_project,
+                      write_vectors)
 from .report.budget import DEFAULT_STACK_BYTES, budget_overruns, predicted_report
 from .report.npu import npu_summary
 from .target.boards import load_board
@@ -32,6 +33,8 @@ from .target.boards import load_board
 
 def build_program(model, example_inputs, calibration) -> Program:
     """Front half of the pipeline: model -> verified int8 Edge program."""
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".onnx":
+        raise InputError(f"{model}: ONNX is not supported; export to .pt2 (torch.export.save) or an int8 .tflite")
     if isinstance(model, (str, Path)) and str(model).endswith(".tflite"):
         return load_tflite(Path(model)).verify("reading the .tflite")
     from .frontend.export import export  # torch is imported only for PyTorch models
@@ -65,7 +68,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             board: str = "mps3-an547", out_dir: str | Path = "mcu_out",
             test_inputs: Iterable | None = None, stack_bytes: int | None = None,
             max_ram: int | None = None, max_flash: int | None = None, npu: bool = True,
-            weights_in_ram: bool = False) -> CompiledModel:
+            weights_in_ram: bool = False, force: bool = False) -> CompiledModel:
     """Compile a model into a firmware project for `board`.
 
     model: an nn.Module, an ExportedProgram, or the path of a .pt2 (torch.export.save)
@@ -77,7 +80,9 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     max_flash: budgets in bytes, checked with the board's regions before anything is
     written. npu: on a board with an Ethos-U, delegate what it supports (False keeps
     every op on the CPU, for comparison). weights_in_ram: copy the CPU weights from
-    flash to the board's data RAM at start-up.
+    flash to the board's data RAM at start-up. out_dir is replaced as a whole when the
+    compile succeeds (and left as it was when it fails); a non-empty folder that is not
+    an mcu-compile project is refused unless force.
     """
     stack_policy = "auto" if stack_bytes is None else "fixed"
     stack_bytes = DEFAULT_STACK_BYTES if stack_bytes is None else stack_bytes
@@ -100,20 +105,23 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
         report["npu"] = npu_summary(delegation, board_info, firmware_program, plan)
     check_fit(report, max_ram, max_flash)
     registry.check_compilable(firmware_program)
-    project_dir = Path(out_dir)
-    project_dir.mkdir(parents=True, exist_ok=True)
-    program_path = project_dir / PROGRAM_FILE
-    program_path.write_bytes(write_tflite(with_offline_plan(
-        edge_program, plan_for_file(edge_program, firmware_program, plan))))
-    if edge_program is not program:
-        (project_dir / REFERENCE_FILE).write_bytes(write_tflite(program))
-    weight_symbols = render_model(firmware_program, plan, plan.region, project_dir, board_info.npu, weights_in_ram)
     vectors = ([to_program_inputs(program, v) for v in test_inputs] if test_inputs is not None
                else default_vectors(program, example_inputs))
-    write_vectors(project_dir, program, board_info, vectors, stack_bytes, report["arena"])
-    (project_dir / MANIFEST).write_text(json.dumps(
-        {"board": board_info.name, "weight_symbols": weight_symbols, "stack_policy": stack_policy,
-         "report": report}, indent=1))
+
+    def write(folder: Path) -> None:
+        folder.joinpath(PROGRAM_FILE).write_bytes(write_tflite(with_offline_plan(
+            edge_program, plan_for_file(edge_program, firmware_program, plan))))
+        if edge_program is not program:
+            folder.joinpath(REFERENCE_FILE).write_bytes(write_tflite(program))
+        weight_symbols = render_model(firmware_program, plan, plan.region, folder, board_info.npu, weights_in_ram)
+        write_vectors(folder, program, board_info, vectors, stack_bytes, report["arena"])
+        folder.joinpath(MANIFEST).write_text(json.dumps(
+            {"board": board_info.name, "weight_symbols": weight_symbols, "stack_policy": stack_policy,
+             "report": report}, indent=1))
+
+    project_dir = Path(out_dir)
+    write_project(project_dir, write, force)
+    program_path = project_dir / PROGRAM_FILE
     return CompiledModel(project_dir, program_path, report, board_info, _program=edge_program, _reference=program)
 
 
@@ -125,5 +133,6 @@ def load(project_dir: str | Path) -> CompiledModel:
         raise InputError(f"{project_dir} is not an mcu-compile project (no {MANIFEST}); "
                          f"create one with `mcu-compile compile MODEL --out {project_dir}`")
     manifest = json.loads(manifest_path.read_text())
+    check_model_files(project_dir, manifest)
     return CompiledModel(project_dir, project_dir / PROGRAM_FILE, manifest["report"],
                          load_board(manifest["board"]))

@@ -6,7 +6,12 @@ what can be done with it afterwards: build, run on the board's simulator, report
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,8 @@ PROGRAM_FILE = "program.tflite"
 REFERENCE_FILE = "program_reference.tflite"  # before delegation, when an NPU takes part
 VECTORS_FILE = "test_vectors.npz"
 EXPECTED_FILE = "expected.npz"
+# the files that say which model a project is: their digests are in the manifest
+MODEL_FILES = (PROGRAM_FILE, REFERENCE_FILE)
 
 
 class HeapError(McuCompileError):
@@ -200,3 +207,66 @@ def render_platform_files(project_dir: Path, board: Board, vectors, stack_bytes:
     render_platform(board, project_dir, vectors, stack_bytes=stack_bytes,
                     arena_sections={arena["region"]: arena["bytes"]})
 
+
+def write_project(project_dir: Path, write: Callable[[Path], None], force: bool = False) -> None:
+    """Runs write(folder) on a new temporary folder beside project_dir and then swaps it
+    in, so an interrupted compile leaves the previous project (or nothing), never a mix
+    of two compiles. A non-empty project_dir that is not an mcu-compile project is a
+    user's folder: refused unless force."""
+    project_dir = Path(project_dir)
+    if project_dir.exists() and not force:
+        _check_replaceable(project_dir)
+    project_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{project_dir.name}.new-", dir=project_dir.parent))
+    try:
+        write(staging)
+        _record_model_digests(staging)
+        _swap_in(staging, project_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_replaceable(project_dir: Path) -> None:
+    if not project_dir.is_dir():
+        raise InputError(f"{project_dir} is a file; choose a folder for the firmware project")
+    entries = sorted(p.name for p in project_dir.iterdir())
+    if entries and MANIFEST not in entries:
+        raise InputError(f"{project_dir} is not empty and not an mcu-compile project ({', '.join(entries[:3])}"
+                         f"{', ...' if len(entries) > 3 else ''}); choose another --out folder, or pass "
+                         f"--force (force=True) to replace it")
+
+
+def _swap_in(staging: Path, project_dir: Path) -> None:
+    if not project_dir.exists():
+        os.rename(staging, project_dir)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{project_dir.name}.old-", dir=project_dir.parent))
+    os.rename(project_dir, retired / project_dir.name)
+    os.rename(staging, project_dir)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _record_model_digests(project_dir: Path) -> None:
+    manifest_path = project_dir / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model_files"] = {name: _digest(project_dir / name) for name in MODEL_FILES
+                               if (project_dir / name).is_file()}
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+
+
+def check_model_files(project_dir: Path, manifest: dict) -> None:
+    """The project's model files are the ones its compile wrote: none changed, none added
+    or removed since (else its bundled expected outputs belong to another model)."""
+    recorded = manifest.get("model_files", {})
+    for name in MODEL_FILES:
+        path = project_dir / name
+        if name in recorded and (not path.is_file() or _digest(path) != recorded[name]):
+            raise InputError(f"{path} is missing or changed since it was compiled; compile the model "
+                             f"again into {project_dir}")
+        if name not in recorded and path.exists():
+            raise InputError(f"{path} was not written by the compile that made {project_dir}; remove it "
+                             f"or compile the model again")

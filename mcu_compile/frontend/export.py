@@ -21,12 +21,15 @@ def export(model, example_inputs: tuple) -> torch.export.ExportedProgram:
         exported = model
     elif isinstance(model, torch.nn.Module):
         example_inputs = tuple(example_inputs)
+        was_training = model.training
         try:
             exported = torch.export.export(model.eval(), example_inputs)
         except Exception as err:  # torch's own message is long; keep its first line
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"torch.export could not trace the model: {first} "
                              f"(check example_inputs match forward()'s arguments)") from err
+        finally:
+            model.train(was_training)  # the user's module is left as it was given
     else:
         raise InputError(f"model must be an nn.Module, an ExportedProgram or a path to a .pt2/.tflite "
                          f"file, not {type(model).__name__}")

@@ -158,10 +158,32 @@ def quantize(exported: torch.export.ExportedProgram, calibration: Iterable[tuple
     prepared = prepare_pt2e(exported.module(), McuQuantizer())
     count = 0
     with torch.no_grad():
-        for sample in calibration:
-            sample = sample if isinstance(sample, (tuple, list)) else (sample,)
-            prepared(*[torch.as_tensor(s, dtype=torch.float32) for s in sample])
-            count += 1
+        for count, sample in enumerate(calibration, start=1):
+            prepared(*calibration_sample(sample, example_inputs, count))
     if count == 0:
         raise InputError("calibration data is empty: give at least one input tuple")
     return convert_pt2e(prepared)
+
+
+def calibration_sample(sample, example_inputs: tuple, number: int) -> list[torch.Tensor]:
+    """One calibration tuple as float tensors, checked against the example inputs: as
+    many arrays, the same shapes (PyTorch's layout, NCHW for images), finite values."""
+    sample = list(sample) if isinstance(sample, (tuple, list)) else [sample]
+    if len(sample) != len(example_inputs):
+        raise InputError(f"calibration sample {number} has {len(sample)} array(s) but forward() takes "
+                         f"{len(example_inputs)}; give one array per model input")
+    tensors = []
+    for index, (value, example) in enumerate(zip(sample, example_inputs)):
+        try:
+            tensor = torch.as_tensor(value, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise InputError(f"calibration sample {number}, input {index}: not numeric data ({err})") from None
+        expected = tuple(torch.as_tensor(example).shape)
+        if tuple(tensor.shape) != expected:
+            raise InputError(f"calibration sample {number}, input {index} has shape {list(tensor.shape)}, the "
+                             f"model's input is {list(expected)} (PyTorch layout, NCHW for images)")
+        if not torch.isfinite(tensor).all():
+            raise InputError(f"calibration sample {number}, input {index} holds NaN or infinity; "
+                             f"calibrate on real, finite inputs")
+        tensors.append(tensor)
+    return tensors

@@ -5,6 +5,7 @@ and lets users bring an existing int8 .tflite model.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import flatbuffers
@@ -18,6 +19,8 @@ from ..ops.params import FUSED_ACTIVATION_BOUNDS
 FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
 BUFFER_ALIGNMENT = 16  # like the TFLite converter: lets kernels read int32/float data in place
+# A bigger tensor is a corrupt shape, not a model: refused before any array is made.
+MAX_TENSOR_BYTES = 64 << 20
 
 _DTYPE_TO_TFL = {"float32": fb.TensorType.FLOAT32, "int32": fb.TensorType.INT32,
                  "uint8": fb.TensorType.UINT8, "int64": fb.TensorType.INT64,
@@ -287,12 +290,15 @@ class _Reader:
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
         if any(d < 0 for d in shape):
             self.fail(f"tensor {name!r} has negative dimension in shape {shape}")
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        if nbytes > MAX_TENSOR_BYTES:
+            self.fail(f"tensor {name!r} of shape {list(shape)} would take {nbytes:,} B, more than "
+                      f"{MAX_TENSOR_BYTES >> 20} MiB (no microcontroller model has such a tensor)")
         raw = self.buffer_bytes(t.buffer, f"tensor {name!r}")
         data = None
         if raw:
-            expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-            if len(raw) != expected:
-                self.fail(f"tensor {name!r} {shape} {dtype} needs {expected} bytes, "
+            if len(raw) != nbytes:
+                self.fail(f"tensor {name!r} {shape} {dtype} needs {nbytes} bytes, "
                           f"its buffer has {len(raw)}")
             data = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
         return Tensor(name, shape, dtype, _quant_from_tfl(t.quantization), data)

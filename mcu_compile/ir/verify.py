@@ -19,6 +19,9 @@ import numpy as np
 from ..errors import IRError, McuCompileError
 from .program import Op, Program, Tensor
 
+# Real quantization scales (int32 bias scales included) lie far inside this range; outside
+# it the file is corrupt and the fixed-point multipliers would overflow.
+SCALE_RANGE = (1e-30, 1e30)
 _DTYPE_RANGE = {name: (int(np.iinfo(name).min), int(np.iinfo(name).max))
                 for name in ("int8", "uint8", "int16", "int32", "int64")}
 
@@ -85,8 +88,9 @@ def _check_tensor(tensor: Tensor) -> None:
         if not 0 <= q.axis < len(tensor.shape) or tensor.shape[q.axis] != q.scale.size:
             raise IRError(f"tensor {tensor.name!r}: {q.scale.size} scales along axis {q.axis} "
                           f"of shape {list(tensor.shape)}: one per channel expected")
-    if not np.all(np.isfinite(q.scale)) or np.any(q.scale <= 0):
-        raise IRError(f"tensor {tensor.name!r}: scales must be finite and positive, got {q.scale[:4].tolist()}")
+    if not np.all((q.scale >= SCALE_RANGE[0]) & (q.scale <= SCALE_RANGE[1])):
+        raise IRError(f"tensor {tensor.name!r}: scales must be finite and positive, within "
+                      f"{SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}; got {q.scale[:4].tolist()}")
     lo, hi = _DTYPE_RANGE.get(tensor.dtype, (None, None))
     if lo is not None and (q.zero_point.min() < lo or q.zero_point.max() > hi):
         raise IRError(f"tensor {tensor.name!r}: zero point outside the {tensor.dtype} range")

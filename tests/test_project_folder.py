@@ -1,0 +1,63 @@
+"""The project folder belongs to mcu-compile: a user's folder is never overwritten, a
+compile replaces the folder as a whole or not at all, and a project whose model files
+changed since its compile is refused instead of being compared with the wrong model."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import mcu_compile
+from mcu_compile import api
+from mcu_compile.errors import InputError
+
+
+@pytest.fixture
+def model(shared_dir):
+    return shared_dir / "models" / "ad01_int8.tflite"
+
+
+def test_a_users_folder_is_refused_and_left_alone(model, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "helper.c").write_text("int helper(void) { return 1; }\n")
+    with pytest.raises(InputError, match=r"not empty and not an mcu-compile project \(helper.c\).*--force"):
+        mcu_compile.compile(model, out_dir=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["helper.c"]
+    mcu_compile.compile(model, out_dir=folder, force=True)
+    assert not (folder / "helper.c").exists() and (folder / "model.c").is_file()
+
+
+def test_a_second_compile_leaves_nothing_of_the_first(model, tmp_path):
+    folder = tmp_path / "fw"
+    mcu_compile.compile(model, out_dir=folder)
+    (folder / "program_reference.tflite").write_bytes((folder / "program.tflite").read_bytes())
+    with pytest.raises(InputError, match="program_reference.tflite was not written by the compile"):
+        mcu_compile.load(folder)
+    mcu_compile.compile(model, out_dir=folder)
+    assert not (folder / "program_reference.tflite").exists()
+    mcu_compile.load(folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["fw"]  # no staging folders left behind
+
+
+def test_an_interrupted_compile_keeps_the_previous_project(model, tmp_path, monkeypatch):
+    folder = tmp_path / "fw"
+    mcu_compile.compile(model, out_dir=folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "write_vectors", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mcu_compile.compile(model, out_dir=folder, stack_bytes=4096)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fw"]
+
+
+def test_a_changed_model_file_is_refused(model, shared_dir, tmp_path):
+    folder = tmp_path / "fw"
+    mcu_compile.compile(model, out_dir=folder)
+    shutil.copy(shared_dir / "models" / "kws_ref_model.tflite", folder / "program.tflite")
+    with pytest.raises(InputError, match=r"program.tflite is missing or changed since it was compiled"):
+        mcu_compile.load(folder)
