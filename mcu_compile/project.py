@@ -25,8 +25,7 @@ from .ir.tflite_io import load_tflite
 from .passes.plan import align
 from .reference import interpreter as reference
 from .report.budget import elf_summary, format_text, with_elf
-from .sim.fvp import simulate
-from .sim.qemu import run_qemu
+from .sim.backends import run_firmware
 from .target.boards import Board
 from .target.build import build as build_project
 from .target.elf import heap_symbols
@@ -154,10 +153,7 @@ class CompiledModel:
 
     def _run_bundled(self, timeout: float, npu_sim: str | None) -> ModelRun:
         elf = self.build()
-        if self.uses_npu or npu_sim is not None:
-            result = simulate(self.board, elf, timeout=timeout, npu_sim=npu_sim)
-        else:
-            result = run_qemu(self.board, elf, timeout=timeout)
+        result = run_firmware(self.board, elf, timeout=timeout, npu_sim=npu_sim, uses_npu=self.uses_npu)
         outputs = [[np.frombuffer(raw, dtype=np.int8).reshape(self.program.tensor(name).shape)
                     for raw, name in zip(per_vector, self.program.outputs)]
                    for per_vector in result.outputs]

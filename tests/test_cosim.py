@@ -21,14 +21,16 @@ from elftools.elf.elffile import ELFFile
 
 import mcu_compile
 from mcu_compile.sim import cosim
-from mcu_compile.sim import fvp
+from mcu_compile.sim import backends
 from mcu_compile.reference import interpreter as reference
 from mcu_compile.ir.inputs import lcg_int8
 from mcu_compile.target.boards import load_board
-from mcu_compile.sim.cosim import (NPU_REGISTERS, CosimError, CosimResult, GdbRemote, _changed_spans,
-                               _unescape, run_cosim, start_qemu)
+from mcu_compile.sim.cosim import (NPU_REGISTERS, CosimError, CosimResult, _changed_spans, run_cosim,
+                                   start_qemu)
+from mcu_compile.sim.gdb_remote import GdbRemote, _unescape
 from mcu_compile.errors import InputError
-from mcu_compile.sim.qemu import FirmwareTimeout, RunError, run_qemu
+from mcu_compile.sim.outcome import FirmwareTimeout, RunError
+from mcu_compile.sim.qemu import run_qemu
 from mcu_compile.ir.tflite_io import load_tflite
 
 AD_MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "ad01_int8.tflite"
@@ -195,14 +197,14 @@ def test_real_functional_model(ad):
 def started(monkeypatch):
     """Every QEMU process the co-simulation starts, so a test can check it was killed."""
     processes = []
-    real = cosim._Process
+    real = cosim.Process
 
     class Recorded(real):
         def __init__(self, cmd):
             super().__init__(cmd)
             processes.append(self)
 
-    monkeypatch.setattr(cosim, "_Process", Recorded)
+    monkeypatch.setattr(cosim, "Process", Recorded)
     return processes
 
 
@@ -252,23 +254,23 @@ def test_payload_for_another_npu_is_refused(ad):
 
 def test_choose_simulator_model(monkeypatch):
     c300, c320, an547 = (load_board(n) for n in ("corstone-300", "corstone-320", "mps3-an547"))
-    assert fvp.choose_simulator(c300, npu_sim="model") == "cosim"
-    assert fvp.choose_simulator(an547, npu_sim="model") == "qemu"      # no NPU to model
+    assert backends.choose_simulator(c300, npu_sim="model") == "cosim"
+    assert backends.choose_simulator(an547, npu_sim="model") == "qemu"      # no NPU to model
     with pytest.raises(InputError, match="corstone-320 has no QEMU machine.*npu_sim='fvp'"):
-        fvp.choose_simulator(c320, npu_sim="model")
-    monkeypatch.setattr(fvp, "fvp_available", lambda board: False)
-    assert fvp.choose_simulator(c300) == "cosim"                       # default without the FVP
-    assert fvp.choose_simulator(c320) == "fvp"                         # no QEMU machine: FVP error later
-    assert fvp.choose_simulator(c300, npu_sim="fvp") == "fvp"
-    monkeypatch.setattr(fvp, "fvp_available", lambda board: True)
-    assert fvp.choose_simulator(c300) == "fvp"                         # default with the FVP
-    assert fvp.choose_simulator(an547) == "qemu"
+        backends.choose_simulator(c320, npu_sim="model")
+    monkeypatch.setattr(backends, "fvp_available", lambda board: False)
+    assert backends.choose_simulator(c300) == "cosim"                       # default without the FVP
+    assert backends.choose_simulator(c320) == "fvp"                         # no QEMU machine: FVP error later
+    assert backends.choose_simulator(c300, npu_sim="fvp") == "fvp"
+    monkeypatch.setattr(backends, "fvp_available", lambda board: True)
+    assert backends.choose_simulator(c300) == "fvp"                         # default with the FVP
+    assert backends.choose_simulator(an547) == "qemu"
 
 
 def test_simulate_model_uses_the_functional_model(ad, monkeypatch):
     compiled, elf, program = ad
     monkeypatch.setattr(cosim, "_default_model", lambda: stand_in(program))
-    result = fvp.simulate(compiled.board, elf, timeout=30, npu_sim="model")
+    result = backends.simulate(compiled.board, elf, timeout=30, npu_sim="model")
     assert result.npu_jobs == VECTORS and result.outputs[0] == [
         compiled.expected()[0][0].astype(np.int8).tobytes()]
 

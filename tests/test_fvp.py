@@ -12,10 +12,10 @@ import pytest
 from mcu_compile.sim import fvp
 from mcu_compile.target.boards import BoardFileError, load_board
 from mcu_compile.errors import InputError, ToolchainError
-from mcu_compile.sim.fvp import (FvpNotFoundError, choose_simulator, fvp_command, locate_fvp, run_fvp,
-                             simulate)
-from mcu_compile.sim.qemu import (FirmwareFault, FirmwareTimeout, RunError, load_simulator,
-                             parse_output)
+from mcu_compile.sim.backends import choose_simulator, simulate
+from mcu_compile.sim.fvp import FvpNotFoundError, fvp_command, locate_fvp, run_fvp
+from mcu_compile.sim.outcome import FirmwareFault, FirmwareTimeout, RunError, parse_output
+from mcu_compile.sim.qemu import load_simulator
 
 ENV = "MCU_COMPILE_FVP_DIR"
 FVP_300 = "FVP_Corstone_SSE-300_Ethos-U55"
@@ -239,11 +239,11 @@ def test_simulate_picks_fvp_for_npu_boards(isolated, tmp_path, elf, monkeypatch)
 
 
 def test_choose_simulator(monkeypatch):
-    import mcu_compile.sim.fvp as fvp_module
+    from mcu_compile.sim import backends
     c300, c320, an547 = (load_board(n) for n in ("corstone-300", "corstone-320", "mps3-an547"))
-    monkeypatch.setattr(fvp_module, "fvp_available", lambda board: True)
+    monkeypatch.setattr(backends, "fvp_available", lambda board: True)
     assert choose_simulator(c300) == "fvp"  # an installed FVP wins
-    monkeypatch.setattr(fvp_module, "fvp_available", lambda board: False)
+    monkeypatch.setattr(backends, "fvp_available", lambda board: False)
     assert choose_simulator(c300) == "cosim"  # else QEMU + the functional NPU model
     assert choose_simulator(c300, npu_sim="model") == "cosim"
     assert choose_simulator(c320) == "fvp"  # no QEMU machine for the M85: FVP (or its clear error)

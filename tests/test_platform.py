@@ -10,7 +10,8 @@ from mcu_compile.target.build import build
 from mcu_compile.target.elf import heap_symbols, region_usage, section_sizes, symbols
 from mcu_compile.errors import BoardFitError, InputError, ToolchainError
 from mcu_compile.codegen.platform import render_platform
-from mcu_compile.sim.qemu import FirmwareFault, FirmwareTimeout, run_qemu
+from mcu_compile.sim.outcome import FirmwareFault, FirmwareTimeout
+from mcu_compile.sim.qemu import run_qemu
 from firmware_stub import MODEL_H
 
 BOARDS = ["mps3-an547", "mps2-an386"]

@@ -6,14 +6,14 @@ NPU. run_cosim() runs the firmware built for an NPU board there and, whenever th
 command stream with the functional model (mcu_compile/ethosu_model/, run_payload) on the
 firmware's own memory and lets the CPU continue with the status the job ended with.
 
-Why the gdbstub: QEMU's GDB remote serial protocol (RSP, `-gdb tcp:...`) is the one
-interface of a stock QEMU that stops the CPU at an address and reads and writes guest memory
-and registers; it needs no QEMU plugin, patch or rebuild, no extra firmware transport
-(semihosting stays the console) and no copy of the tensors in the firmware. While the CPU is
-stopped QEMU's virtual clock stands still (as long as no timer is pending: the driver
-pauses SysTick around its wait point, see cosim_command), so with -icount the instruction
-counts are deterministic and independent of the host: an NPU job costs the CPU only the
-driver's code around it, as if the NPU took no time.
+Why the gdbstub: QEMU's GDB remote serial protocol (RSP, `-gdb tcp:...`; the client is
+gdb_remote.py) is the one interface of a stock QEMU that stops the CPU at an address and
+reads and writes guest memory and registers; it needs no QEMU plugin, patch or rebuild, no
+extra firmware transport (semihosting stays the console) and no copy of the tensors in the
+firmware. While the CPU is stopped QEMU's virtual clock stands still (as long as no timer
+is pending: the driver pauses SysTick around its wait point, see cosim_command), so with
+-icount the instruction counts are deterministic and independent of the host: an NPU job
+costs the CPU only the driver's code around it, as if the NPU took no time.
 
 Protocol between the firmware and the host (mcu_npu.h, "Co-simulation"):
   1. QEMU starts halted (-S). The host breaks at main(), after the start-up code initialised
@@ -38,13 +38,8 @@ number, the command stream's symbol and address).
 """
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import socket
 import struct
-import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +50,10 @@ import numpy as np
 from ..target import elf as elfinfo
 from ..target.boards import Board
 from ..errors import InputError, ToolchainError
-from .qemu import (EXIT_FAULT, EXIT_OK, FirmwareFault, RunError, RunResult, check_stack,
-                  fault_error, hang_error, last_line, load_simulator, parse_output,
-                  protocol_lines, qemu_command)
+from .gdb_remote import GdbRemote, RspError, StopReply
+from .outcome import RunError, RunResult, classify, hang_error, last_line
+from .process import Process, ProcessOutput
+from .qemu import find_qemu, load_simulator, qemu_command, qemu_console
 
 # CONFIG and ID registers of each accelerator: what Vela 5.2 writes into a COP2 payload's
 # metadata for it (measured with ethosu.regor for every accelerator Vela knows). The
@@ -86,10 +82,6 @@ PC = 15
 NpuModel = Callable[..., None]   # run_payload(payload, regions, accelerator=...)
 
 
-class RspError(RunError):
-    """The GDB remote protocol session with QEMU failed."""
-
-
 class CosimError(RunError):
     """The functional NPU model failed on a job (the run was ended, QEMU killed)."""
 
@@ -116,292 +108,7 @@ def npu_registers(accelerator: str) -> tuple[int, int]:
                          f"known: {', '.join(NPU_REGISTERS)}") from None
 
 
-# ---------------------------------------------------------------------------- GDB RSP client
-
-
-@dataclass
-class StopReply:
-    kind: str          # "T"/"S" stopped with signal `value`; "W" exited with code `value`;
-    value: int         # "X" terminated by signal `value`; "EOF" connection closed
-    text: str = ""
-
-    @property
-    def exited(self) -> bool:
-        return self.kind in ("W", "X", "EOF")
-
-
-def _checksum(data: bytes) -> bytes:
-    return b"%02x" % (sum(data) & 0xFF)
-
-
-def _unescape(data: bytes) -> bytes:
-    """Binary escapes (}x -> x^0x20) and run-length encoding (c*n) of RSP packet data."""
-    if b"}" not in data and b"*" not in data:
-        return data
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        c = data[i]
-        if c == 0x7D and i + 1 < len(data):
-            out.append(data[i + 1] ^ 0x20)
-            i += 2
-        elif c == 0x2A and out and i + 1 < len(data):
-            out += out[-1:] * (data[i + 1] - 29)
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out)
-
-
-class GdbRemote:
-    """A minimal client of the GDB remote serial protocol, enough to drive QEMU's gdbstub:
-    packets $data#cs with acks (no-ack mode when offered), `?`, `g`/`p` registers, `m`/`M`
-    memory in chunks of the stub's PacketSize, `Z0`/`z0` breakpoints, `c`, `s`, and
-    the stop replies T/S (stopped), W (exited), X (terminated)."""
-
-    def __init__(self, sock: socket.socket, timeout: float = 10.0):
-        self.sock = sock
-        self.timeout = timeout
-        self.ack = True
-        self.packet_size = 1024
-        self._buf = b""
-
-    @classmethod
-    def connect(cls, host: str, port: int, deadline: float, alive: Callable[[], bool] = lambda: True,
-                timeout: float = 10.0) -> "GdbRemote":
-        """Connects, retrying while the stub is not listening yet (until deadline, or until
-        alive() says the process behind it is gone), then negotiates the session."""
-        while True:
-            try:
-                sock = socket.create_connection((host, port), timeout=1.0)
-                break
-            except OSError as e:
-                if not alive() or time.monotonic() > deadline:
-                    raise RspError(f"cannot connect to the gdbstub at {host}:{port}: {e}") from None
-                time.sleep(0.02)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        remote = cls(sock, timeout)
-        remote.handshake()
-        return remote
-
-    def handshake(self) -> None:
-        features = self.command("qSupported:swbreak+;hwbreak+")
-        for item in features.split(";"):
-            if item.startswith("PacketSize="):
-                self.packet_size = int(item.split("=", 1)[1], 16)
-        if "QStartNoAckMode+" in features and self.command("QStartNoAckMode") == "OK":
-            self.ack = False
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    # -- packets
-    def send(self, data: str) -> None:
-        raw = data.encode()
-        packet = b"$" + raw + b"#" + _checksum(raw)
-        for _ in range(5):
-            self.sock.sendall(packet)
-            if not self.ack or self._read_ack():
-                return
-        raise RspError(f"the gdbstub refused packet {data[:40]!r} five times")
-
-    def receive(self, timeout: float | None = None) -> str | None:
-        """The next packet's data, or None when the stub closed the connection."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while True:
-            start = self._buf.find(b"$")
-            if start >= 0:
-                end = self._buf.find(b"#", start)
-                if end >= 0 and len(self._buf) >= end + 3:
-                    data, cs = self._buf[start + 1:end], self._buf[end + 1:end + 3]
-                    self._buf = self._buf[end + 3:]
-                    if cs.lower() != _checksum(data):
-                        if self.ack:
-                            self.sock.sendall(b"-")
-                            continue
-                        raise RspError(f"bad checksum from the gdbstub in {data[:40]!r}")
-                    if self.ack:
-                        self.sock.sendall(b"+")
-                    return _unescape(data).decode("latin-1")
-            if not self._fill(deadline):
-                return None
-
-    def _fill(self, deadline: float) -> bool:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("no answer from the gdbstub")
-        self.sock.settimeout(remaining)
-        try:
-            chunk = self.sock.recv(65536)
-        except socket.timeout:
-            raise TimeoutError("no answer from the gdbstub") from None
-        except OSError:
-            return False
-        if not chunk:
-            return False
-        self._buf += chunk
-        return True
-
-    def _read_ack(self) -> bool:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            while self._buf[:1] not in (b"+", b"-"):
-                if self._buf[:1] == b"$":
-                    raise RspError("the gdbstub answered without an ack")
-                if self._buf:
-                    self._buf = self._buf[1:]
-                elif not self._fill(deadline):
-                    raise RspError("the gdbstub closed the connection")
-            ok = self._buf[:1] == b"+"
-            self._buf = self._buf[1:]
-            return ok
-
-    def command(self, data: str, timeout: float | None = None) -> str:
-        """Sends a packet and returns the reply's data; an `Exx` reply is an RspError."""
-        self.send(data)
-        reply = self.receive(timeout)
-        if reply is None:
-            raise RspError(f"the gdbstub closed the connection after {data[:40]!r}")
-        if len(reply) == 3 and reply[0] == "E" and all(c in "0123456789abcdefABCDEF" for c in reply[1:]):
-            raise RspError(f"the gdbstub answered {reply} to {data[:40]!r}")
-        return reply
-
-    # -- execution
-    def _stop_reply(self, reply: str | None) -> StopReply:
-        if reply is None:
-            return StopReply("EOF", -1)
-        kind = reply[:1]
-        if kind in ("T", "S", "W", "X") and len(reply) >= 3:
-            return StopReply(kind, int(reply[1:3], 16), reply)
-        raise RspError(f"unexpected stop reply {reply[:60]!r} from the gdbstub")
-
-    def status(self) -> StopReply:
-        """`?`: why the target stopped."""
-        self.send("?")
-        return self._stop_reply(self.receive())
-
-    def cont(self, timeout: float) -> StopReply:
-        """`c`: runs until a breakpoint, the target's exit or the timeout (TimeoutError)."""
-        self.send("c")
-        return self._wait_stop(timeout)
-
-    def step(self) -> StopReply:
-        """`s`: one instruction."""
-        self.send("s")
-        return self._wait_stop(self.timeout)
-
-    def _wait_stop(self, timeout: float) -> StopReply:
-        while True:
-            reply = self.receive(timeout)
-            if reply and reply[0] == "O" and reply != "OK":   # console output from the stub
-                continue
-            return self._stop_reply(reply)
-
-    # -- registers and memory
-    def read_registers(self) -> list[int]:
-        """`g`: the general registers r0-r15 (the rest of the reply is ignored)."""
-        data = self.command("g")
-        return [struct.unpack("<I", bytes.fromhex(data[8 * i:8 * i + 8]))[0] for i in range(16)]
-
-    def read_register(self, n: int) -> int:
-        """`p n` (QEMU answers it only after a target description was read), else from `g`."""
-        reply = self.command(f"p{n:x}")
-        if reply:
-            return int.from_bytes(bytes.fromhex(reply[:8]), "little")
-        return self.read_registers()[n]
-
-    def _chunk(self) -> int:
-        return max(16, (self.packet_size - 64) // 2 // 16 * 16)
-
-    def read_memory(self, address: int, length: int) -> bytes:
-        out = bytearray()
-        step = self._chunk()
-        for offset in range(0, length, step):
-            n = min(step, length - offset)
-            reply = self.command(f"m{address + offset:x},{n:x}")
-            data = bytes.fromhex(reply)
-            if len(data) != n:
-                raise RspError(f"short memory read at 0x{address + offset:08x}: {len(data)} of {n} bytes")
-            out += data
-        return bytes(out)
-
-    def write_memory(self, address: int, data: bytes) -> None:
-        step = self._chunk()
-        for offset in range(0, len(data), step):
-            part = data[offset:offset + step]
-            if self.command(f"M{address + offset:x},{len(part):x}:{part.hex()}") != "OK":
-                raise RspError(f"memory write at 0x{address + offset:08x} refused")
-
-    def read_u32(self, address: int) -> int:
-        return struct.unpack("<I", self.read_memory(address, 4))[0]
-
-    def set_breakpoint(self, address: int) -> None:
-        if self.command(f"Z0,{address & ~1:x},2") != "OK":
-            raise RspError(f"the gdbstub cannot set a breakpoint at 0x{address:08x}")
-
-    def remove_breakpoint(self, address: int) -> None:
-        if self.command(f"z0,{address & ~1:x},2") != "OK":
-            raise RspError(f"the gdbstub cannot remove the breakpoint at 0x{address:08x}")
-
-
 # ---------------------------------------------------------------------------- QEMU process
-
-
-class _Process:
-    """A simulator in its own process group, its stdout/stderr pumped into lists (so that
-    semihosting output never blocks it while the host holds the CPU)."""
-
-    def __init__(self, cmd: list[str]):
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, start_new_session=True)
-        except OSError as e:
-            raise ToolchainError(f"cannot start {cmd[0]}: {e.strerror or e}") from e
-        self._out: list[bytes] = []
-        self._err: list[bytes] = []
-        self._pumps = [threading.Thread(target=self._pump, args=(s, sink), daemon=True)
-                       for s, sink in ((self.proc.stdout, self._out), (self.proc.stderr, self._err))]
-        for t in self._pumps:
-            t.start()
-
-    @staticmethod
-    def _pump(stream, sink: list[bytes]) -> None:
-        for line in iter(stream.readline, b""):
-            sink.append(line)
-        stream.close()
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self, grace: float = 0.0) -> int | None:
-        """Waits up to `grace` seconds for the exit, then kills the group; the exit code
-        (None when killed)."""
-        killed = False
-        if self.proc.poll() is None:
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                killed = True
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    self.proc.kill()
-        code = self.proc.wait()
-        for t in self._pumps:
-            t.join(timeout=5)
-        return None if killed else code
-
-    @property
-    def stdout(self) -> str:
-        return b"".join(self._out).decode(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return b"".join(self._err).decode(errors="replace")
 
 
 def _free_port() -> int:
@@ -427,14 +134,12 @@ def cosim_command(board: Board, elf: Path, sim: dict, port: int) -> list[str]:
     return cmd + ["-gdb", f"tcp:127.0.0.1:{port}", "-S"]
 
 
-def start_qemu(board: Board, elf: Path, deadline: float) -> tuple[_Process, GdbRemote]:
+def start_qemu(board: Board, elf: Path, deadline: float) -> tuple[Process, GdbRemote]:
     """QEMU as run_qemu starts it, halted (-S), with its gdbstub on a free local port."""
-    sim = load_simulator("qemu")
-    if shutil.which(sim["executable"]) is None:
-        raise ToolchainError(f"{sim['executable']} not found: {sim['install_hint']}")
+    sim = find_qemu()
     for attempt in range(3):
         port = _free_port()
-        proc = _Process(cosim_command(board, Path(elf), sim, port))
+        proc = Process(cosim_command(board, Path(elf), sim, port))
         try:
             return proc, GdbRemote.connect("127.0.0.1", port, deadline, proc.alive)
         except (RspError, TimeoutError) as e:
@@ -542,14 +247,17 @@ def run_cosim(board: Board, elf: Path, timeout: float = 120.0, *, npu_model: Npu
         raise
     gdb.close()
     code = proc.stop(grace=5.0)
-    code = code if code is not None else exit_code
-    result = _result(board, elf, code, proc.stdout, proc.stderr)
+    run = ProcessOutput(code if code is not None else exit_code, proc.stdout, proc.stderr)
+    console = qemu_console(board, load_simulator("qemu"), where=" under co-simulation",
+                           names_error=True, lockup_report=False)
+    parsed = classify(elf, timeout, run, console)
+    result = CosimResult(**{f: getattr(parsed, f) for f in parsed.__dataclass_fields__})
     result.npu_jobs = len(jobs)
     result.npu_job_seconds = jobs
     return result
 
 
-def _cont(gdb: GdbRemote, deadline: float, elf: Path, proc: _Process, timeout: float) -> StopReply:
+def _cont(gdb: GdbRemote, deadline: float, elf: Path, proc: Process, timeout: float) -> StopReply:
     try:
         return gdb.cont(max(0.0, deadline - time.monotonic()))
     except TimeoutError:
@@ -636,22 +344,3 @@ def _changed_spans(before: bytes, after: bytearray, gap: int = 64) -> list[tuple
     starts = [int(changed[0])] + [int(changed[b + 1]) for b in breaks]
     ends = [int(changed[b]) + 1 for b in breaks] + [int(changed[-1]) + 1]
     return list(zip(starts, ends))
-
-
-def _result(board: Board, elf: Path, code: int | None, stdout: str, stderr: str) -> CosimResult:
-    """Like run_qemu: faults, lock-ups and firmware errors as exceptions, else the parsed run."""
-    items = protocol_lines(stdout)
-    if code == EXIT_FAULT and "MCU-FAULT" in stdout:
-        raise fault_error(elf, stdout)
-    if "Lockup" in stderr:
-        raise FirmwareFault(f"firmware {elf} locked up (a fault while handling a fault, usually a "
-                            f"stack overflow) after output {last_line(stdout)!r}; give it a larger stack")
-    if code != EXIT_OK or "MCU-DONE" not in stdout:
-        errors = [rest for tag, rest in items if tag == "MCU-ERROR"]
-        what = errors[0] if errors else last_line(stdout + stderr)
-        raise RunError(f"firmware {elf} exited with code {code} under co-simulation: {what}")
-    sim = load_simulator("qemu")
-    parsed = parse_output(stdout, code, board.timer.ns_per_tick / 2 ** sim["icount_shift"])
-    result = CosimResult(**{f: getattr(parsed, f) for f in parsed.__dataclass_fields__})
-    check_stack(elf, result.stack_bytes)
-    return result

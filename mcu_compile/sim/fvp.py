@@ -1,10 +1,10 @@
-"""Runs firmware on Arm's Corstone FVPs and picks the simulator for a board.
+"""Runs firmware on Arm's Corstone FVPs.
 
 An FVP (Fast Model Fixed Virtual Platform) is a licensed binary from Arm, installed by the
 user; it is found in $MCU_COMPILE_FVP_DIR (or its models/*/ subdirectories), then on PATH.
 The board file's [fvp] section names the executable and its -C parameters, and
 simulators/fvp.toml how the command line is put together. The firmware talks the same
-semihosting protocol as under QEMU (run.py parses both).
+semihosting protocol as under QEMU (outcome.py reads both).
 
 Timing: an FVP's CPU timing is no measurement (ETHOSU.md section 6). A RunResult from an
 FVP has timing_measured False, `instructions` empty and `ticks` the raw SysTick counts the
@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 from pathlib import Path
 
 from ..target.boards import Board, BoardFileError
 from ..errors import InputError, ToolchainError
-from .qemu import (EXIT_OK, FirmwareFault, RunError, RunResult, check_stack, fault_error,
-                  hang_error, last_line, load_simulator, parse_output, protocol_lines,
-                  run_process, run_qemu)
+from .outcome import Console, RunResult, classify
+from .process import run_process
+from .qemu import load_simulator
 
-# npu_sim choices of simulate(): how a board's NPU is simulated.
-NPU_SIMS = ("fvp", "model")
 _END_TAGS = ("MCU-DONE", "MCU-FAULT", "MCU-ERROR")
 
 
@@ -107,85 +104,10 @@ def run_fvp(board: Board, elf: Path, timeout: float = 120.0, kill_grace: float |
     executable = find_fvp(board, sim)
     cmd = fvp_command(board, Path(elf), timeout, executable, sim)
     grace = sim["kill_grace_s"] if kill_grace is None else kill_grace
-    proc = run_process(cmd, timeout + grace, finished=_is_end_line, linger=sim["linger_s"])
-    stdout, stderr = proc.stdout, proc.stderr
-    items = protocol_lines(stdout)
-    # the firmware's last words, not the FVP's stop messages that follow them
-    firmware_out = "\n".join(f"{tag} {rest}"[:120] for tag, rest in items)
-    if proc.timed_out:
-        raise hang_error(elf, timeout, firmware_out, f"{executable.name} killed")
-    tags = [tag for tag, _ in items]
-    if "MCU-FAULT" in tags:
-        raise fault_error(elf, stdout)
-    if "MCU-ERROR" in tags:
-        message = next(rest for tag, rest in items if tag == "MCU-ERROR")
-        raise RunError(f"firmware {elf} stopped with an error on the FVP: {message}")
-    if "MCU-DONE" not in tags:
-        both = stdout + stderr
-        if re.search(sim["limit_pattern"], both, re.IGNORECASE):
-            raise hang_error(elf, timeout, firmware_out, f"{executable.name} stopped at its --timelimit")
-        if "lockup" in both.lower() or "locked up" in both.lower():
-            raise FirmwareFault(f"firmware {elf} locked up on the FVP (a fault while handling a "
-                                f"fault, usually a stack overflow) after output "
-                                f"{last_line(firmware_out)!r}; give it a larger stack")
-        raise RunError(f"firmware {elf} did not finish on the FVP ({executable.name} exit code "
-                       f"{proc.returncode}): {last_line(stderr or stdout)}")
-    if proc.returncode not in (EXIT_OK, None) and not proc.stopped:
-        raise RunError(f"{executable.name} exited with code {proc.returncode} after the firmware "
-                       f"finished: {last_line(stderr or stdout)}")
-    result = parse_output(stdout, EXIT_OK, None)   # FVP timing is no measurement
-    result.simulator = "fvp"
-    check_stack(elf, result.stack_bytes)
-    return result
-
-
-def choose_simulator(board: Board, npu_sim: str | None = None) -> str:
-    """The simulator simulate() runs the board's firmware on: "qemu", "fvp" or "cosim"
-    (the board's QEMU machine with every NPU job run by the functional model on the host,
-    cosim.py).
-
-    npu_sim="fvp" asks for the FVP (any board with an [fvp] section); npu_sim="model" for
-    co-simulation (NPU boards whose [simulator] is QEMU; boards without an NPU simply run
-    on QEMU). By default, boards with an NPU run on their FVP when it is installed, else in
-    co-simulation when their [simulator] is QEMU, else on the FVP (whose absence then
-    raises FvpNotFoundError in simulate()); boards whose [simulator] is the FVP run there;
-    the others on QEMU.
-    """
-    if npu_sim is not None and npu_sim not in NPU_SIMS:
-        raise InputError(f"unknown NPU simulation '{npu_sim}'; choose one of "
-                         f"{', '.join(NPU_SIMS)} (or none: the board's default)")
-    needs_npu = board.npu is not None
-    on_qemu = board.simulator.get("name") == "qemu"
-    if npu_sim == "model":
-        if not needs_npu:
-            return "qemu"
-        if not on_qemu:
-            raise InputError(f"npu_sim='model' runs the CPU in QEMU with the NPU modelled on the "
-                             f"host, and board {board.name} has no QEMU machine (its [simulator] "
-                             f"is {board.simulator.get('name', 'none')}: QEMU models neither its "
-                             f"CPU nor its subsystem); run it with npu_sim='fvp'")
-        return "cosim"
-    if npu_sim is None and needs_npu and on_qemu and not fvp_available(board):
-        return "cosim"
-    if npu_sim == "fvp" or needs_npu or board.simulator.get("name") == "fvp":
-        if board.fvp is None:
-            raise InputError(f"board {board.name} has no [fvp] section in {board.path}: "
-                             f"it cannot run on an FVP")
-        return "fvp"
-    return "qemu"
-
-
-def simulate(board: Board, elf: Path, timeout: float = 120.0, npu_sim: str | None = None) -> RunResult:
-    """Runs elf on the simulator choose_simulator picks: the FVP (an FvpNotFoundError says
-    how to install it when it is missing), QEMU with the NPU co-simulated by the functional
-    model (a cosim.CosimResult, with npu_jobs), or QEMU."""
-    kind = choose_simulator(board, npu_sim)
-    if kind == "fvp":
-        return run_fvp(board, elf, timeout=timeout)
-    if kind == "cosim":
-        from .cosim import run_cosim
-        return run_cosim(board, elf, timeout=timeout)
-    return run_qemu(board, elf, timeout=timeout)
+    run = run_process(cmd, timeout + grace, finished=_is_end_line, linger=sim["linger_s"])
+    console = Console("fvp", executable.name, None,   # None: FVP timing is no measurement
+                      own_output=True, where=" on the FVP", limit_pattern=sim["limit_pattern"])
+    return classify(elf, timeout, run, console)
 
 
 def _fvp_section(board: Board) -> dict:
@@ -210,3 +132,4 @@ def _not_found_message(board: Board, sim: dict) -> str:
 
 def _is_end_line(line: str) -> bool:
     return any(tag in line for tag in _END_TAGS)
+
