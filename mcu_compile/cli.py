@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+import tempfile
+import traceback
+from importlib.metadata import version
 from pathlib import Path
 
 import click
@@ -18,15 +23,48 @@ A typical session:
 """
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_ERROR = 2
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+class _OneLineErrors(click.Group):
+    """Every error ends the command with one line and exit code 2: `error: ...` for what
+    the user can act on (McuCompileError), `internal error: ...` naming a log file with
+    the traceback for anything else."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except McuCompileError as err:
+            click.echo(f"error: {_printable(str(err))}", err=True)
+        except Exception as err:
+            log = _write_log(err)
+            click.echo(f"internal error: {type(err).__name__}: {_printable(str(err))} (details in {log})", err=True)
+        ctx.exit(EXIT_ERROR)
+
+
+def _printable(text: str) -> str:
+    """A message as one line for the terminal: each run of control characters (line breaks,
+    escape sequences: a tensor name in a message may hold any) becomes a space."""
+    return CONTROL.sub(" ", text.strip())
+
+
+def _write_log(err: Exception) -> str:
+    """The traceback of an unexpected error, in a new file in the system's temporary folder."""
+    fd, path = tempfile.mkstemp(prefix="mcu-compile-", suffix=".log")
+    with os.fdopen(fd, "w") as log:
+        log.write(f"mcu-compile {version('mcu-compile')}: {' '.join(sys.argv)}\n")
+        log.write("".join(traceback.format_exception(err)))
+    return path
+
+
+@click.group(cls=_OneLineErrors, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mcu-compile", prog_name="mcu-compile")
 def main():
     """Compile a neural network into heapless C firmware for an Arm microcontroller,
     with every byte of memory planned at compile time."""
-
-
-def _fail(err: Exception):
-    click.echo(f"error: {err}", err=True)
-    sys.exit(2)
 
 
 def _calibration_inputs(path: Path | None):
@@ -57,14 +95,11 @@ def _calibration_inputs(path: Path | None):
 def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, weights_in_ram):
     """Compile MODEL (.tflite int8, or .pt2 from torch.export.save) into a firmware project."""
     from .api import compile as compile_model
-    try:
-        calibration = _calibration_inputs(Path(calibrate) if calibrate else None)
-        example = _pt2_example_inputs(model, calibration)
-        compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
-                                 max_ram=max_ram, max_flash=max_flash, npu=not no_npu,
-                                 weights_in_ram=weights_in_ram)
-    except McuCompileError as err:
-        _fail(err)
+    calibration = _calibration_inputs(Path(calibrate) if calibrate else None)
+    example = _pt2_example_inputs(model, calibration)
+    compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
+                             max_ram=max_ram, max_flash=max_flash, npu=not no_npu,
+                             weights_in_ram=weights_in_ram)
     click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")
     click.echo(compiled.report_text())
 
@@ -87,11 +122,7 @@ def _pt2_example_inputs(model: str, calibration):
 def build(project):
     """Build the firmware ELF of a compiled PROJECT directory (arm-none-eabi-gcc)."""
     from .api import load
-    try:
-        elf = load(project).build()
-    except McuCompileError as err:
-        _fail(err)
-    click.echo(f"built {elf}")
+    click.echo(f"built {load(project).build()}")
 
 
 @main.command()
@@ -103,11 +134,8 @@ def run(project, timeout, npu_sim):
     """Build PROJECT, run it in the board's simulator and compare its outputs with the
     host reference byte for byte. Exits 1 when they differ."""
     from .api import load
-    try:
-        compiled = load(project)
-        result = compiled.run(timeout=timeout, npu_sim=npu_sim)
-    except McuCompileError as err:
-        _fail(err)
+    compiled = load(project)
+    result = compiled.run(timeout=timeout, npu_sim=npu_sim)
     for v, count in enumerate(result.instructions):
         click.echo(f"vector {v}: {count:,} CPU instructions per inference")
     if result.npu_sim != "none":
@@ -130,10 +158,7 @@ def report(project, as_json, html_path):
     """Print the budget report of PROJECT: memory per region, arena, weights, code, stack.
     Sizes are predicted until the project is built, then read from the ELF."""
     from .api import load
-    try:
-        compiled = load(project)
-    except McuCompileError as err:
-        _fail(err)
+    compiled = load(project)
     click.echo(json.dumps(compiled.report, indent=1) if as_json else compiled.report_text())
     if html_path:
         from .report.html import write_html

@@ -164,7 +164,7 @@ def test_cosim_with_stand_in_model(ad):
     part = compiled.report["npu"]["partitions"][0]
     sizes = [part["read_only_bytes"], part["scratch_bytes"], part["scratch_bytes"], 640, 640]
     assert [len(regions[r]) for r in range(5)] == sizes
-    assert regions[0] == symbol(elf, "npu0_read_only")[1]
+    assert regions[0] == symbol(elf, "c_npu0_read_only")[1]
     # AD's input and output live inside the scratch buffer: one memory, seen through 4 regions
     assert types[0] is bytearray and all(types[r] is memoryview for r in range(1, 5))
     offset = part["region_offsets"]["input_1"]

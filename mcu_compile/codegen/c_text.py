@@ -5,9 +5,13 @@ requantization tables) and the statements model_invoke() runs for the op: a comm
 naming the op, its shapes and main parameters, then a block filling the CMSIS-NN
 parameter structs and calling the kernel with fixed pointers. Every integer
 parameter comes from the op's family module, where the host reference takes it too.
+
+No text from a model or a board file reaches C as code: names become identifiers only
+through identifier() and appear in comments only through comment().
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,6 +61,40 @@ class Site:
         return UnsupportedOpError(f"{self.op.source or self.op.kind}: {why}")
 
 
+# ---------------------------------------------------------------- names from the model
+
+IDENTIFIER_LENGTH = 60
+
+
+def identifier(name: str, prefix: str, taken: set[str]) -> str:
+    """A C identifier for `name` (a tensor name from a .tflite, say): prefix + the name with
+    every run of characters outside [A-Za-z0-9_] as one '_', numbered (_1, _2...) to differ
+    from every identifier in `taken` (to which it is added) and cut to IDENTIFIER_LENGTH.
+    With a prefix that no C keyword, header name or fixed symbol of model.c starts with
+    (codegen/model.py's), it is none of them."""
+    stem = prefix + (re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "t")
+    ident, n = stem[:IDENTIFIER_LENGTH], 1
+    while ident in taken:
+        suffix = f"_{n}"
+        ident, n = stem[:IDENTIFIER_LENGTH - len(suffix)] + suffix, n + 1
+    taken.add(ident)
+    return ident
+
+
+def comment_text(text: str) -> str:
+    """`text` as it may stand inside a one-line C comment: control characters (newlines
+    too) become spaces, other non-ASCII characters '?', runs of '?' one '?' (no trigraph),
+    backslashes '/' (no line splice), and no '/*' or '*/' is left."""
+    text = "".join(ch if " " <= ch <= "~" else "?" if ord(ch) > 0x7F else " " for ch in str(text))
+    text = re.sub(r"\?{2,}", "?", text.replace("\\", "/"))
+    return text.replace("*/", "* /").replace("/*", "/ *")  # the second cannot recreate the first
+
+
+def comment(text: str) -> str:
+    """A one-line C comment holding `text` made safe by comment_text()."""
+    return f"/* {comment_text(text)} */"
+
+
 # ---------------------------------------------------------------- C text helpers
 
 def dims(shape) -> str:
@@ -94,12 +132,11 @@ def block(site: Site, summary: str, body: list[str]) -> str:
     op = site.op
     ins = ", ".join(shape_text(site.program.tensor(n).shape) for n in op.inputs
                     if n and not site.program.tensor(n).is_const)
-    comment = f"{op.kind} {op.outputs[0]}: {ins} -> {shape_text(site.shape(output=True))}"
+    text = f"{op.kind} {op.outputs[0]}: {ins} -> {shape_text(site.shape(output=True))}"
     if summary:
-        comment += f", {summary}"
-    comment = comment.replace("*/", "* /")
+        text += f", {summary}"
     inner = "\n".join("    " + line for stmt in body for line in stmt.splitlines())
-    return f"/* {comment} */\n{{\n{inner}\n}}"
+    return f"{comment(text)}\n{{\n{inner}\n}}"
 
 
 def int_array(name: str, values) -> str:
@@ -157,7 +194,7 @@ def named_ints(pairs: list[tuple[str, int]]) -> str:
 
 
 def const_ints(site: Site, index: int) -> list[int]:
-    t = site.program.tensor(site.op.inputs[index])
-    if not t.is_const:
-        raise site.unsupported(f"{site.op.kind} needs a constant {t.name!r}")
-    return [int(v) for v in t.data.reshape(-1)]
+    inputs = site.op.inputs
+    if index >= len(inputs) or not inputs[index] or not site.program.tensor(inputs[index]).is_const:
+        raise site.unsupported(f"{site.op.kind} needs a constant input {index}")
+    return [int(v) for v in site.program.tensor(inputs[index]).data.reshape(-1)]

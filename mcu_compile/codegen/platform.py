@@ -1,11 +1,12 @@
 """Renders the board-specific half of a firmware project: start-up, console, timer,
 test harness, linker script and Makefile, plus a copy of the kernels.
 
-The model half (model.c/model.h) comes from the code generator; both use template_env().
+The model half (model.c/model.h) comes from codegen/model.py.
 """
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 from pathlib import Path
 
@@ -13,10 +14,13 @@ import jinja2
 import numpy as np
 
 from ..target.boards import Board
-from ..errors import BoardFitError, InputError
+from ..errors import BoardFitError, InputError, McuCompileError
 from ..resources import resource_dir
 
 STACK_ALIGN = 8
+# What a template may print: numbers and board-file names and flags (target/boards.py
+# validates them), nothing that ends a comment, a line or a Makefile/linker-script token.
+TEMPLATE_TEXT = re.compile(r"[A-Za-z0-9_.,=+ -]*")
 
 
 @functools.cache
@@ -28,7 +32,16 @@ def template_env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_checked,
     )
+
+
+def _checked(value):
+    """Every value a template prints, refused if it is text that could become code."""
+    if isinstance(value, str) and not TEMPLATE_TEXT.fullmatch(value):
+        raise McuCompileError(f"refusing to write {value!r} into a firmware file: only letters, "
+                              f"digits and _.,=+- are allowed there")
+    return value
 
 
 def render_template(name: str, path: Path, **context) -> None:

@@ -212,8 +212,7 @@ def _emit_logistic(site: c.Site) -> c.CodeFragment:
     name = f"{site.uid}_table"
     size = site.program.tensor(site.op.outputs[0]).size
     rows = [", ".join(str(int(v)) for v in table[i:i + 16]) for i in range(0, 256, 16)]
-    what = f"{site.op.kind} {site.op.outputs[0]}".replace("*/", "* /")
-    declaration = (f"/* {what}: the int8 result for inputs -128..127 */\n"
+    declaration = (c.comment(f"{site.op.kind} {site.op.outputs[0]}: the int8 result for inputs -128..127") + "\n"
                    f"static const int8_t {name}[256] = {{\n    " + ",\n    ".join(rows) + "\n};")
     body = [c.call("mcu_lut_s8", [site.x, site.y, str(size), name])]
     return c.CodeFragment([declaration], [c.block(site, "256-entry table", body)])

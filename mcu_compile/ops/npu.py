@@ -34,7 +34,8 @@ def _emit_ethos_u(site: c.Site) -> c.CodeFragment:
     name = f"{site.uid}_command_stream"
     rows = [", ".join(f"0x{b:02x}" for b in payload[i:i + 16]) for i in range(0, len(payload), 16)]
     body = ",\n    ".join(rows)
-    declaration = (f"/* NPU partition {op.options['partition']}: Vela's COP2 command stream, {len(payload)} B */\n"
+    declaration = (c.comment(f"NPU partition {op.options['partition']}: Vela's COP2 command stream, "
+                             f"{len(payload)} B") + "\n"
                    f"static const uint8_t {name}[{len(payload)}] "
                    f"__attribute__((section(\"{op.options['const_section']}\"), aligned(16))) = {{\n    {body}\n}};")
     _, read_only, scratch, fast, ifm = op.inputs[:5]

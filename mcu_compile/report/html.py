@@ -8,6 +8,8 @@ with its headroom, fits or not), the memory timeline (each arena buffer as a rec
 over the ops it lives through, above the bytes live at each op), a per-layer table,
 and the flash split with the largest symbols once the project has been built. The
 pictures are matplotlib PNGs embedded as base64; no external files, no JavaScript.
+Names come from the model and may hold anything: the page escapes every string
+(autoescape) and the pictures draw them as plain text, without mathtext.
 """
 from __future__ import annotations
 
@@ -223,7 +225,7 @@ def timeline_figure(report: dict) -> tuple[Figure, list[dict]]:
     live_ax.set_xticks(xs)
     kinds = {op["index"]: kind_label(op["kind"]) for op in ops}
     live_ax.set_xticklabels([("inputs" if i == -1 else "outputs" if i == n else f"{i} {kinds[i]}") for i in xs],
-                            rotation=90, fontsize=8)
+                            rotation=90, fontsize=8, parse_math=False)
     live_ax.set_xlabel("op (execution order)")
     if peak is not None:
         # Keep the note inside the panel when the peak is near either end.
@@ -274,7 +276,7 @@ def _label_rectangles(ax, canvas, drawn) -> dict[str, str]:
         for text, rotation in candidates:
             label = ax.text(cx, cy, text, rotation=rotation, ha="center", va="center", fontsize=7.5,
                             color="white" if b["kind"] == "tensor" else "#3b1d00", zorder=4,
-                            linespacing=1.1, clip_on=True)
+                            linespacing=1.1, clip_on=True, parse_math=False)  # names are not TeX
             box = label.get_window_extent(renderer)
             if box.width <= w and box.height <= h:
                 labels[b["name"]] = text

@@ -28,7 +28,8 @@ def build(project_dir: Path, jobs: int | None = None) -> Path:
     check_toolchain()
     project_dir = Path(project_dir)
     cmd = ["make", "-C", str(project_dir), f"-j{jobs or os.cpu_count() or 1}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # the C locale: the messages _build_failure() reads are in English with ASCII quotes
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
     if proc.returncode != 0:
         raise _build_failure(project_dir, proc.stdout + proc.stderr)
     return project_dir / "app.elf"
