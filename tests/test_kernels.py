@@ -274,6 +274,12 @@ def _binary(kind, a_shape, b_shape, out_shape, act="NONE", const_b=False, seed=0
     return b.op(kind, [x0, x1], out_shape, out_scale, out_zp=7, fused_activation_function=act)
 
 
+def _maximum_minimum(kind, a_shape, b_shape, out_shape, seed=0) -> Program:
+    b = _Builder(seed)  # inputs and output share one quantization, as TFLite requires
+    x0, x1 = b.input(a_shape, scale=0.07, zp=-9), b.input(b_shape, scale=0.07, zp=-9)
+    return b.op(kind, [x0, x1], out_shape, 0.07, out_zp=-9)
+
+
 def _pool(kind, in_shape, kernel, stride, padding, act="NONE", seed=0) -> Program:
     b = _Builder(seed)
     x = b.input(in_shape)
@@ -339,6 +345,8 @@ CASES = {
     "mul_same_shape": lambda: _binary("MUL", (1, 3, 7, 5), (1, 3, 7, 5), (1, 3, 7, 5)),
     "mul_broadcast_spatial": lambda: _binary("MUL", (1, 4, 5, 6), (1, 4, 5, 1), (1, 4, 5, 6), "RELU6"),
     "mul_broadcast_scalar": lambda: _binary("MUL", (2, 3, 5), (1,), (2, 3, 5)),
+    "maximum_same_shape": lambda: _maximum_minimum("MAXIMUM", (1, 5, 7, 3), (1, 5, 7, 3), (1, 5, 7, 3)),
+    "minimum_broadcast_both_ways": lambda: _maximum_minimum("MINIMUM", (2, 1, 5, 3), (1, 4, 1, 3), (2, 4, 5, 3)),
     "max_pool_3x3_stride2_same": lambda: _pool("MAX_POOL_2D", (1, 9, 11, 5), (3, 3), (2, 2), "SAME"),
     "max_pool_2x2_valid_relu": lambda: _pool("MAX_POOL_2D", (2, 6, 7, 3), (2, 2), (2, 2), "VALID", "RELU"),
     "avg_pool_3x3_stride2_same": lambda: _pool("AVERAGE_POOL_2D", (1, 9, 11, 5), (3, 3), (2, 2), "SAME"),

@@ -4,6 +4,7 @@ written; and an op added through it (LOGISTIC) runs bit-exactly in firmware."""
 import shutil
 
 import numpy as np
+import torch
 import pytest
 
 import mcu_compile
@@ -90,3 +91,39 @@ def test_logistic_firmware_is_bit_exact(board, tmp_path):
     assert np.unique(run.outputs[0][0]).size > 100
     np.testing.assert_array_equal(run.outputs[0][0], reference.run(compiled.program, inputs[0])[0])
     assert compiled.report["arena"]["bytes"] == 192  # LOGISTIC writes over x, RESHAPE shares s
+
+
+class GatedMaxMin(torch.nn.Module):
+    """sigmoid (LOGISTIC), torch.maximum and torch.minimum (MAXIMUM, MINIMUM) from PyTorch."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.b = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x)
+        return torch.sigmoid(torch.maximum(a, b)), torch.minimum(a, b)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="QEMU not installed")
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_sigmoid_maximum_minimum_from_pytorch_are_bit_exact(board, tmp_path):
+    generator = torch.Generator().manual_seed(4)
+    calibration = [(torch.randn(1, 3, 6, 6, generator=generator),) for _ in range(4)]
+    model = GatedMaxMin().eval()
+    compiled = mcu_compile.compile(model, calibration[0], calibration=calibration, board=board,
+                                   out_dir=tmp_path / "fw", test_inputs=calibration[1:3])
+    assert {op.kind for op in compiled.program.ops} >= {"LOGISTIC", "MAXIMUM", "MINIMUM"}
+    run = compiled.run()
+    assert run.bit_exact
+    gate, low = run.outputs[0]
+    assert np.unique(gate).size > 10 and np.unique(low).size > 10
+    # the quantized program agrees with the float model (one int8 step of sigmoid is 1/256)
+    with torch.no_grad():
+        want_gate, want_low = model(calibration[1][0])
+    got_gate = (gate.astype(np.float64) + 128) / 256
+    assert np.abs(got_gate.transpose(0, 3, 1, 2) - want_gate.numpy()).max() < 0.05
+    q = compiled.program.tensor(compiled.program.outputs[1]).quant
+    got_low = (low.astype(np.float64) - q.zero_point[0]) * q.scale[0]
+    assert np.abs(got_low.transpose(0, 3, 1, 2) - want_low.numpy()).max() < 4 * q.scale[0]

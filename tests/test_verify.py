@@ -72,6 +72,15 @@ def _missing_operand(p):
     p.ops[0].inputs = p.ops[0].inputs[:1]
 
 
+def _weights_not_constant(p):
+    p.ops[0].inputs[1] = p.inputs[0]
+
+
+def _rank_mismatch(p):
+    t = p.tensor(p.inputs[0])
+    t.shape = t.shape[:2]
+
+
 BREAKAGES = {
     _reorder: "before any op writes it",
     _second_producer: "is written by op 0 and op 1",
@@ -83,7 +92,9 @@ BREAKAGES = {
     _writes_a_constant: "a constant or graph input",
     _output_never_written: "graph output 'Identity' is never written",
     _zero_dim: "dimensions must be positive",
-    _missing_operand: "its inputs do not fit the op",
+    _missing_operand: "1 inputs, the kind takes 2 to 3",
+    _weights_not_constant: "input 1 .* must be a constant",
+    _rank_mismatch: "its inputs do not fit the op",
 }
 
 
@@ -107,3 +118,15 @@ def test_plan_check_finds_overlapping_live_buffers(kws):
     plan.offsets[b.name] = plan.offsets[a.name]
     with pytest.raises(IRError, match="share bytes while both are live"):
         plan.verify()
+
+
+def test_a_transpose_that_is_no_permutation_is_refused():
+    from mcu_compile.ir.program import Op, Program, Tensor
+    program = Program()
+    program.add_tensor(Tensor("x", (1, 2, 3), "int8", Quant.per_tensor(0.1, 0)))
+    program.add_tensor(Tensor("perm", (3,), "int32", data=np.array([0, 0, 2], dtype=np.int32)))
+    program.add_tensor(Tensor("y", (1, 1, 3), "int8", Quant.per_tensor(0.1, 0)))
+    program.add_op(Op("TRANSPOSE", ["x", "perm"], ["y"]))
+    program.inputs, program.outputs = ["x"], ["y"]
+    with pytest.raises(IRError, match=r"after read: TRANSPOSE 'y': \[0, 0, 2\] is not a permutation of the 3 axes"):
+        program.verify("read")

@@ -162,6 +162,18 @@ arm_cmsis_nn_status mcu_broadcast_mul_s8(const int8_t *input_1_vect,
                                          const int32_t out_activation_min,
                                          const int32_t out_activation_max);
 
+/**
+ * MAXIMUM (maximum != 0) or MINIMUM of two int8 tensors with broadcasting over 4D NHWC
+ * shapes, as mcu_broadcast_add_s8; inputs and output share one quantization.
+ */
+arm_cmsis_nn_status mcu_maximum_minimum_s8(const int8_t *input_1_vect,
+                                           const cmsis_nn_dims *input_1_dims,
+                                           const int8_t *input_2_vect,
+                                           const cmsis_nn_dims *input_2_dims,
+                                           int8_t *output,
+                                           const cmsis_nn_dims *output_dims,
+                                           const int32_t maximum);
+
 /* ---- Pooling ------------------------------------------------------------ */
 
 /** Max pooling; filter_dims->h/w is the window. Padded taps are skipped. */

@@ -5,10 +5,11 @@ that lowers the op), so an op's name, quantization role and lowering are stated 
 Quantization roles:
   weighted   conv/linear: int8 activation in, per-channel int8 weights, int32 bias
   binary     add/mul: both inputs and the output have their own activation scale
-  shared     output reuses the input's scale (pooling, reshapes, concat): TFLite
-             requires it for these int8 kernels
+  shared     output reuses the input's scale (pooling, reshapes, concat, maximum,
+             minimum): TFLite requires it for these int8 kernels
   activation relu/relu6: fused into the producer when it is a weighted or binary op
-  softmax    fixed output scale 1/256, zero point -128 (TFLite's int8 softmax)
+  unit_output  output in [0, 1): fixed scale 1/256, zero point -128 (TFLite's int8
+             SOFTMAX and LOGISTIC)
   identity   no computation (dropout in eval, clone, contiguous)
 """
 from __future__ import annotations
@@ -53,7 +54,9 @@ FOLDED_ATEN_OPS = {"aten.batch_norm.default", "aten._native_batch_norm_legit_no_
 
 def aten_name(target) -> str:
     """'aten.conv2d.default' for torch.ops.aten.conv2d.default."""
-    return str(target) if not hasattr(target, "_schema") else f"aten.{target._schema.name.split('::')[1]}.{target._overloadname}"
+    if not hasattr(target, "_schema"):
+        return str(target)
+    return f"aten.{target._schema.name.split('::')[1]}.{target._overloadname}"
 
 
 def supported_list() -> str:

@@ -275,11 +275,12 @@ def lower_linear(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
-@lowers("aten.add.Tensor", "aten.mul.Tensor", role="binary")
-def lower_binary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    kind = {"aten.add.Tensor": "ADD", "aten.mul.Tensor": "MUL"}[aten_name(node.target)]
-    if node.kwargs.get("alpha", 1) != 1:
-        _fail(node, "add with alpha != 1 is not supported")
+ELEMENTWISE_KINDS = {"aten.add.Tensor": "ADD", "aten.mul.Tensor": "MUL", "aten.maximum.default": "MAXIMUM",
+                     "aten.minimum.default": "MINIMUM"}
+
+
+def _elementwise(lw: Lowering, node: Node, quant: Quant, **options) -> str:
+    """Two activations, broadcast with numpy's rules, in one layout (NHWC if both are)."""
     a, b = (lw.value(arg) for arg in node.args[:2])
     if (a in lw.nhwc) != (b in lw.nhwc):
         a, b = lw.as_plain(a), lw.as_plain(b)
@@ -287,7 +288,29 @@ def lower_binary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     out = lw.new_activation(node.name, shape, quant)
     if a in lw.nhwc:
         lw.nhwc.add(out)
-    lw.emit(kind, [a, b], [out], fused_activation_function=fused)
+    lw.emit(ELEMENTWISE_KINDS[aten_name(node.target)], [a, b], [out], **options)
+    return out
+
+
+@lowers("aten.add.Tensor", "aten.mul.Tensor", role="binary")
+def lower_binary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    if node.kwargs.get("alpha", 1) != 1:
+        _fail(node, "add with alpha != 1 is not supported")
+    return _elementwise(lw, node, quant, fused_activation_function=fused)
+
+
+@lowers("aten.maximum.default", "aten.minimum.default", role="shared")
+def lower_maximum_minimum(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    return _elementwise(lw, node, quant)
+
+
+@lowers("aten.sigmoid.default", role="unit_output")
+def lower_sigmoid(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    x = lw.value(node.args[0])
+    out = lw.new_activation(node.name, lw.shape(x), quant)
+    if x in lw.nhwc:
+        lw.nhwc.add(out)
+    lw.emit("LOGISTIC", [x], [out])
     return out
 
 
@@ -440,7 +463,7 @@ def lower_cat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
-@lowers("aten.softmax.int", role="softmax")
+@lowers("aten.softmax.int", role="unit_output")
 def lower_softmax(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     """TFLite's softmax works on the last axis: other axes are moved there and back."""
     x = lw.value(node.args[0])

@@ -39,7 +39,7 @@ ACTIVATION = QuantizationSpec(
 WEIGHT = QuantizationSpec(
     dtype=torch.int8, quant_min=-127, quant_max=127, qscheme=torch.per_channel_symmetric, ch_axis=0,
     observer_or_fake_quant_ctr=PerChannelMinMaxObserver.with_args(eps=2**-12))
-SOFTMAX_OUTPUT = FixedQParamsQuantizationSpec(
+UNIT_OUTPUT = FixedQParamsQuantizationSpec(
     dtype=torch.int8, scale=1.0 / 256.0, zero_point=-128, quant_min=-128, quant_max=127,
     qscheme=torch.per_tensor_affine)
 FUSABLE_PRODUCERS = ("weighted", "binary")
@@ -132,7 +132,10 @@ class McuQuantizer(Quantizer):
         self._set(node, {node.args[0]: ACTIVATION}, ACTIVATION)
 
     def _annotate_shared(self, node: Node) -> None:
-        sources = node.args[0] if aten_name(node.target) == "aten.cat.default" else [node.args[0]]
+        if aten_name(node.target) == "aten.cat.default":
+            sources = node.args[0]
+        else:  # the activation operands (pooling, reshapes: one; maximum, minimum: two)
+            sources = [arg for arg in node.args if isinstance(arg, Node)]
         first = sources[0]
         inputs = {first: ACTIVATION}
         for other in sources[1:]:
@@ -140,8 +143,8 @@ class McuQuantizer(Quantizer):
                 inputs[other] = SharedQuantizationSpec((first, node))
         self._set(node, inputs, SharedQuantizationSpec((first, node)))
 
-    def _annotate_softmax(self, node: Node) -> None:
-        self._set(node, {node.args[0]: ACTIVATION}, SOFTMAX_OUTPUT)
+    def _annotate_unit_output(self, node: Node) -> None:
+        self._set(node, {node.args[0]: ACTIVATION}, UNIT_OUTPUT)
 
     def _annotate_identity(self, node: Node) -> None:
         self._set(node, {node.args[0]: ACTIVATION}, SharedQuantizationSpec((node.args[0], node)))

@@ -4,6 +4,8 @@ It checks what every later stage assumes, so that a corrupt file or a pass's bug
 here with one line naming the stage, instead of a wrong firmware that still agrees
 with a host reference running the same wrong program:
 
+- operands: as many inputs as the kind takes, constants where it needs them (weights,
+  permutations, paddings);
 - structure: at least one output, every tensor an op names exists, one producer per
   tensor, nobody writes a constant or a graph input, ops in topological order (which
   also rules out cycles), every graph output produced or passed through;
@@ -34,6 +36,7 @@ def verify(program: Program, stage: str = "") -> None:
         for tensor in program.tensors.values():
             _check_tensor(tensor)
         for op in program.ops:
+            _check_operands(program, op)
             _check_shapes(program, op)
     except IRError as err:
         raise IRError(f"invalid Edge program {where}{err}") from None
@@ -94,6 +97,21 @@ def _check_tensor(tensor: Tensor) -> None:
     lo, hi = _DTYPE_RANGE.get(tensor.dtype, (None, None))
     if lo is not None and (q.zero_point.min() < lo or q.zero_point.max() > hi):
         raise IRError(f"tensor {tensor.name!r}: zero point outside the {tensor.dtype} range")
+
+
+def _check_operands(program: Program, op: Op) -> None:
+    from ..ops import registry
+    kind = registry.of(op)
+    fewest, most = kind.inputs
+    if len(op.inputs) < fewest or (most >= 0 and len(op.inputs) > most):
+        wanted = f"{fewest}" if fewest == most else f"{fewest} or more" if most < 0 else f"{fewest} to {most}"
+        raise IRError(f"{_describe(op)}: {len(op.inputs)} inputs, the kind takes {wanted}")
+    for index, name in enumerate(op.inputs):
+        required = index < fewest
+        if not name and required:
+            raise IRError(f"{_describe(op)}: input {index} is missing")
+        if name and index in kind.const_inputs and not program.tensors[name].is_const:
+            raise IRError(f"{_describe(op)}: input {index} ({name!r}) must be a constant")
 
 
 def _check_shapes(program: Program, op: Op) -> None:

@@ -1,5 +1,6 @@
 """Elementwise binary ops: ADD and MUL, int8 with TFLite's rescaling, shapes equal or
-broadcast (numpy rules), a fused activation clamp."""
+broadcast (numpy rules), a fused activation clamp; MAXIMUM and MINIMUM, which compare
+raw values of inputs that share the output's quantization."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -149,9 +150,46 @@ def _check_broadcast_rank(program: Program, op: Op) -> None:
                                      "is not supported (at most 4D)")
 
 
+# ---------------------------------------------------------------- MAXIMUM, MINIMUM
+
+def maximum(program: Program, op: Op, args: list) -> np.ndarray:
+    return np.maximum(args[0], args[1])
+
+
+def minimum(program: Program, op: Op, args: list) -> np.ndarray:
+    return np.minimum(args[0], args[1])
+
+
+def _check_maximum_minimum(program: Program, op: Op) -> None:
+    """TFLite's int8 kernel compares raw values: one quantization for inputs and output."""
+    quants = {(float(program.tensor(n).quant.scale[0]), int(program.tensor(n).quant.zero_point[0]))
+              for n in (*op.inputs[:2], op.outputs[0])}
+    if len(quants) > 1:
+        raise common.unsupported(op, f"{op.kind} needs its inputs and output quantized alike, got "
+                                     f"(scale, zero point) {sorted(quants)}")
+    _check_broadcast_rank(program, op)
+
+
+def _emit_maximum_minimum(site: c.Site) -> c.CodeFragment:
+    a, b = (site.ref(n) for n in site.op.inputs[:2])
+    shapes = (c.nhwc4(site.shape(0), site), c.nhwc4(site.shape(1), site), c.nhwc4(site.shape(output=True), site))
+    body = [f"const cmsis_nn_dims input_1_dims = {c.dims(shapes[0])};",
+            f"const cmsis_nn_dims input_2_dims = {c.dims(shapes[1])};",
+            f"const cmsis_nn_dims output_dims = {c.dims(shapes[2])};",
+            c.call("mcu_maximum_minimum_s8", [a, "&input_1_dims", b, "&input_2_dims", site.y, "&output_dims",
+                                              "1" if site.op.kind == "MAXIMUM" else "0"])]
+    return c.CodeFragment([], [c.block(site, "raw int8 values, one shared quantization", body)])
+
+
 register(
-    OpKind("ADD", _broadcast_shapes, add, _emit_add, TfliteForm("AddOptions", dict(common.FUSED)),
+    OpKind("ADD", _broadcast_shapes, add, _emit_add, inputs=(2, 2), tflite=TfliteForm("AddOptions", dict(common.FUSED)),
            storage="overwrite", overwritable=(0, 1), check=_check_broadcast_rank, is_residual_add=True),
-    OpKind("MUL", _broadcast_shapes, mul, _emit_mul, TfliteForm("MulOptions", dict(common.FUSED)),
+    OpKind("MUL", _broadcast_shapes, mul, _emit_mul, inputs=(2, 2), tflite=TfliteForm("MulOptions", dict(common.FUSED)),
            storage="overwrite", overwritable=(0, 1), check=_check_broadcast_rank),
+    OpKind("MAXIMUM", _broadcast_shapes, maximum, _emit_maximum_minimum, inputs=(2, 2),
+           tflite=TfliteForm("MaximumMinimumOptions"),
+           storage="overwrite", overwritable=(0, 1), check=_check_maximum_minimum, label="max"),
+    OpKind("MINIMUM", _broadcast_shapes, minimum, _emit_maximum_minimum, inputs=(2, 2),
+           tflite=TfliteForm("MaximumMinimumOptions"),
+           storage="overwrite", overwritable=(0, 1), check=_check_maximum_minimum, label="min"),
 )

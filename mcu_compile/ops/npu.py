@@ -67,7 +67,7 @@ def _emit_ethos_u(site: c.Site) -> c.CodeFragment:
 
 
 register(
-    OpKind("ETHOS_U", _outputs_as_given, None, _emit_ethos_u,
-           TfliteForm(custom_code="ethos-u", builtin="CUSTOM"), storage="workspace", int8_input=False,
+    OpKind("ETHOS_U", _outputs_as_given, None, _emit_ethos_u, inputs=(4, -1), const_inputs=(0, 1),
+           tflite=TfliteForm(custom_code="ethos-u", builtin="CUSTOM"), storage="workspace", int8_input=False,
            uses_npu=True, const_sections=_const_sections, npu_const_bytes=_npu_const_bytes, label="npu"),
 )

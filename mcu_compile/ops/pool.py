@@ -111,9 +111,10 @@ def _emit_average_pool_2d(site: c.Site) -> c.CodeFragment:
 
 
 register(
-    OpKind("MAX_POOL_2D", _pool_shapes, max_pool_2d, _emit_max_pool_2d, TfliteForm("Pool2DOptions", _POOL_FIELDS),
-           label="maxpool"),
+    OpKind("MAX_POOL_2D", _pool_shapes, max_pool_2d, _emit_max_pool_2d,
+           tflite=TfliteForm("Pool2DOptions", _POOL_FIELDS), label="maxpool"),
     OpKind("AVERAGE_POOL_2D", _pool_shapes, average_pool_2d, _emit_average_pool_2d,
-           TfliteForm("Pool2DOptions", _POOL_FIELDS), scratch_bytes=_avg_scratch, label="avgpool"),
-    OpKind("MEAN", _mean_shapes, mean, None, TfliteForm("ReducerOptions", {"keep_dims": False})),
+           tflite=TfliteForm("Pool2DOptions", _POOL_FIELDS), scratch_bytes=_avg_scratch, label="avgpool"),
+    OpKind("MEAN", _mean_shapes, mean, None, inputs=(2, 2), const_inputs=(1,),
+           tflite=TfliteForm("ReducerOptions", {"keep_dims": False})),
 )

@@ -59,6 +59,10 @@ class OpKind:
     # "workspace" (an NPU partition: its feature maps live in its scratch)
     storage: str = "own"
     overwritable: tuple[int, ...] = ()  # input indices the output may overwrite
+    # how many inputs the kind takes (max -1: any number), and which of them, when
+    # present, must be constants (weights, biases, permutations, paddings)
+    inputs: tuple[int, int] = (1, 1)
+    const_inputs: tuple[int, ...] = ()
     label: str = ""  # short name for plots
     int8_input: bool = True  # input 0 must be int8 (checked when a .tflite is read)
     check: Callable[[Program, Op], None] | None = None  # refuses what no kernel can run

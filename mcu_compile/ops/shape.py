@@ -3,9 +3,12 @@ PAD (with the output's zero point). None of them computes: the output shares the
 input's scale and zero point."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..codegen import c_text as c
+from ..errors import IRError
 from ..ir.program import Op, Program
 from . import common, params
 from .registry import OpKind, TfliteForm, register
@@ -32,8 +35,11 @@ def _reshape_shapes(program: Program, op: Op):
     if not given:
         return None
     size = program.tensor(op.inputs[0]).size
-    known = int(np.prod([d for d in given if d != -1], dtype=np.int64))
-    return [tuple(size // known if d == -1 and known else d for d in given)]
+    known = math.prod(d for d in given if d != -1)
+    shape = tuple(size // known if d == -1 and known else d for d in given)
+    if math.prod(shape) != size:
+        raise IRError(f"RESHAPE {op.source or op.outputs[0]!r}: {size} values cannot take the shape {list(given)}")
+    return [shape]
 
 
 def reshape(program: Program, op: Op, args: list) -> np.ndarray:
@@ -52,9 +58,13 @@ def _emit_reshape(site: c.Site) -> c.CodeFragment:
 # ---------------------------------------------------------------- TRANSPOSE
 
 def _transpose_shapes(program: Program, op: Op):
-    perm = _const_input(program, op, 1)
-    x = common.shape(program, op)
-    return None if perm is None else [tuple(x[int(p) % len(x)] for p in perm.reshape(-1))]
+    perm, x = _const_input(program, op, 1), common.shape(program, op)
+    if perm is None:
+        return None
+    axes = [int(a) for a in perm.reshape(-1)]
+    if not x or any(not -len(x) <= a < len(x) for a in axes) or sorted(a % len(x) for a in axes) != list(range(len(x))):
+        raise IRError(f"TRANSPOSE {op.source or op.outputs[0]!r}: {axes} is not a permutation of the {len(x)} axes")
+    return [tuple(x[a] for a in axes)]
 
 
 def transpose(program: Program, op: Op, args: list) -> np.ndarray:
@@ -166,13 +176,13 @@ def _emit_pad(site: c.Site) -> c.CodeFragment:
 
 
 register(
-    OpKind("RESHAPE", _reshape_shapes, reshape, _emit_reshape, TfliteForm("ReshapeOptions", {"new_shape": None}),
-           storage="input"),
-    OpKind("TRANSPOSE", _transpose_shapes, transpose, _emit_transpose, TfliteForm("TransposeOptions"),
-           check=_check_rank),
-    OpKind("CONCATENATION", _concat_shapes, concatenation, _emit_concatenation,
-           TfliteForm("ConcatenationOptions", {"axis": 0, **common.FUSED}), label="concat",
+    OpKind("RESHAPE", _reshape_shapes, reshape, _emit_reshape, inputs=(1, 2),
+           tflite=TfliteForm("ReshapeOptions", {"new_shape": None}), storage="input"),
+    OpKind("TRANSPOSE", _transpose_shapes, transpose, _emit_transpose, inputs=(2, 2), const_inputs=(1,),
+           tflite=TfliteForm("TransposeOptions"), check=_check_rank),
+    OpKind("CONCATENATION", _concat_shapes, concatenation, _emit_concatenation, inputs=(1, -1),
+           tflite=TfliteForm("ConcatenationOptions", {"axis": 0, **common.FUSED}), label="concat",
            check=_check_concatenation_kernel),
-    OpKind("PAD", _pad_shapes, pad, _emit_pad, TfliteForm("PadOptions"), check=_check_pad,
-           folds_into_window=True),
+    OpKind("PAD", _pad_shapes, pad, _emit_pad, inputs=(2, 2), const_inputs=(1,), tflite=TfliteForm("PadOptions"),
+           check=_check_pad, folds_into_window=True),
 )
