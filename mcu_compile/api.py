@@ -76,10 +76,12 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     the example inputs). test_inputs: input tuples bundled into the firmware and
     checked against the host reference (default: the example inputs). stack_bytes:
     the stack reserve; by default the worst case found by static analysis of the
-    firmware's call graph at build time (8 KiB is assumed until then). max_ram /
-    max_flash: budgets in bytes, checked with the board's regions before anything is
-    written. npu: on a board with an Ethos-U, delegate what it supports (False keeps
-    every op on the CPU, for comparison). weights_in_ram: copy the CPU weights from
+    firmware's call graph at build time plus a margin for interrupts (8 KiB is
+    assumed until then). max_ram / max_flash: budgets in bytes, checked with the
+    board's regions before anything is written (on the exact sizes: arena, weights,
+    tables) and again on the built ELF.
+    npu: on a board with an Ethos-U, delegate what it supports (False keeps every op on
+    the CPU, for comparison). weights_in_ram: copy the CPU weights from
     flash to the board's data RAM at start-up. out_dir is replaced as a whole when the
     compile succeeds (and left as it was when it fails); a non-empty folder that is not
     an mcu-compile project is refused unless force.
@@ -96,7 +98,8 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     firmware_program.verify("schedule")
     uses_npu = registry.uses_npu(firmware_program)
     plan = choose_arena_region(plan_memory(firmware_program, scratch).verify(), board_info, stack_bytes, uses_npu)
-    report = predicted_report(firmware_program, plan, board_info, stack_bytes, weights_in_ram=weights_in_ram)
+    report = predicted_report(firmware_program, plan, board_info, stack_bytes, weights_in_ram=weights_in_ram,
+                              stack_estimated=stack_policy == "auto")
     report["arena"]["execution_order"] = order
     report["ops"] = (delegation.placement if delegation else
                      [cpu_placement(op, "compiled with npu=False" if board_info.npu else
@@ -117,7 +120,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
         write_vectors(folder, program, board_info, vectors, stack_bytes, report["arena"])
         folder.joinpath(MANIFEST).write_text(json.dumps(
             {"board": board_info.name, "weight_symbols": weight_symbols, "stack_policy": stack_policy,
-             "report": report}, indent=1))
+             "max_ram": max_ram, "max_flash": max_flash, "report": report}, indent=1))
 
     project_dir = Path(out_dir)
     write_project(project_dir, write, force)

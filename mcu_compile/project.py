@@ -18,19 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from .codegen.platform import STACK_ALIGN, render_platform
-from .errors import InputError, McuCompileError
+from .errors import BoardFitError, InputError, McuCompileError
 from .ir.inputs import to_program_inputs
 from .ir.program import Program
 from .ir.tflite_io import load_tflite
 from .passes.plan import align
 from .reference import interpreter as reference
-from .report.budget import elf_summary, format_text, with_elf
+from .report.budget import budget_overruns, elf_summary, format_text, with_elf
 from .sim.backends import run_firmware
 from .target.boards import Board
 from .target.build import build as build_project
 from .target.elf import heap_symbols
 from .target.stack import worst_case_stack
 
+# Stack reserved beyond the call graph's worst case (which covers this firmware's own
+# handlers): an exception frame with FP state (108 B) for an interrupt the analysis
+# cannot see, such as one the user's firmware adds, and its handler's locals.
+STACK_MARGIN_BYTES = 256
 MANIFEST = "mcu_compile.json"
 PROGRAM_FILE = "program.tflite"
 REFERENCE_FILE = "program_reference.tflite"  # before delegation, when an NPU takes part
@@ -101,15 +105,19 @@ class CompiledModel:
         elf = build_project(self.project_dir)
         stack = worst_case_stack(self.project_dir)  # from the code: a relink does not change it
         if manifest.get("stack_policy") == "auto":
-            elf = self._reserve_stack(elf, align(stack.bytes, STACK_ALIGN))
+            elf = self._reserve_stack(elf, align(stack.bytes + STACK_MARGIN_BYTES, STACK_ALIGN))
         heap = heap_symbols(elf)
         if heap:
             raise HeapError(f"the firmware links heap functions ({', '.join(heap)}); "
                             f"a kernel or the runtime calls malloc: report this as a bug")
         weights = set(manifest["weight_symbols"])
         self.report = with_elf(self.report, self.board, elf_summary(elf, self.board, weights))
-        self.report["stack"] = stack.as_dict()
+        self.report["stack"] = {**stack.as_dict(), "margin_bytes": STACK_MARGIN_BYTES}
         self._save_report()
+        problems = budget_overruns(self.report, manifest.get("max_ram"), manifest.get("max_flash"))
+        if problems:
+            raise BoardFitError(f"the built firmware does not fit: {problems[0]}; choose a board with more memory, "
+                                f"a larger budget or a smaller model")
         return elf
 
     def _reserve_stack(self, elf: Path, reserve: int) -> Path:

@@ -9,7 +9,8 @@ import pytest
 
 import mcu_compile
 from mcu_compile import api
-from mcu_compile.errors import InputError
+from mcu_compile.errors import BoardFitError, InputError
+from mcu_compile.report.budget import ram_bytes
 
 
 @pytest.fixture
@@ -61,3 +62,22 @@ def test_a_changed_model_file_is_refused(model, shared_dir, tmp_path):
     shutil.copy(shared_dir / "models" / "kws_ref_model.tflite", folder / "program.tflite")
     with pytest.raises(InputError, match=r"program.tflite is missing or changed since it was compiled"):
         mcu_compile.load(folder)
+
+
+def test_budgets_judge_exact_sizes_before_the_build_and_the_elf_after(model, tmp_path):
+    """A RAM budget the built firmware meets is not refused because of the estimated stack
+    and code; one byte less is refused by the build, with the real figures."""
+    built = mcu_compile.compile(model, out_dir=tmp_path / "free")
+    built.build()
+    ram = ram_bytes(built.report)
+    compiled = mcu_compile.compile(model, out_dir=tmp_path / "exact", max_ram=ram)
+    compiled.build()
+    assert ram_bytes(compiled.report) == ram
+    tight = mcu_compile.compile(model, out_dir=tmp_path / "tight", max_ram=ram - 1)
+    with pytest.raises(BoardFitError, match=rf"built firmware does not fit: the RAM budget of {ram - 1:,} B "
+                                            rf"is exceeded: needs {ram:,} B, over by 1 B"):
+        tight.build()
+    arena = built.report["arena"]["bytes"]
+    with pytest.raises(BoardFitError, match=rf"the RAM budget of {arena - 1:,} B is exceeded: needs \d[\d,]* B "
+                                            r"before the [\d,]+ B still estimated \(code, stack\) are known"):
+        mcu_compile.compile(model, out_dir=tmp_path / "small", max_ram=arena - 1)

@@ -22,7 +22,11 @@ DEFAULT_STACK_BYTES = 8 * 1024
 
 
 def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int,
-                     weights_in_ram: bool = False) -> dict:
+                     weights_in_ram: bool = False, stack_estimated: bool = False) -> dict:
+    """Bytes per region before the build: the arena, weights and tables exactly; the code
+    (CODE_ESTIMATE_BYTES) and, when stack_estimated, the stack reserve are estimates, kept
+    per row in "estimated" so that budgets are judged on the exact part until the ELF
+    gives the real figures."""
     weights = sum(t.nbytes for t in program.weights())
     # tables generated beside the weights (per-channel multipliers and shifts)
     requant = sum(registry.of(op).table_bytes(program, op) for op in program.ops)
@@ -34,6 +38,9 @@ def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_byt
     usage[board.data_region] += stack_bytes + (weights if weights_in_ram else 0)
     if npu_const:
         usage[board.npu["const_region"]] += npu_const
+    estimated = {r.name: 0 for r in board.regions}
+    estimated[board.code_region] += CODE_ESTIMATE_BYTES
+    estimated[board.data_region] += stack_bytes if stack_estimated else 0
     return {
         "board": board.name,
         "cpu": board.cpu.core,
@@ -50,7 +57,8 @@ def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_byt
         "weights_in_ram": weights_in_ram,
         "stack_bytes": stack_bytes,
         "plan": plan_section(program, plan),
-        "regions": {r.name: _region_row(r, usage[r.name], predicted=True) for r in board.regions},
+        "regions": {r.name: _region_row(r, usage[r.name], predicted=True, estimated=estimated[r.name])
+                    for r in board.regions},
     }
 
 
@@ -77,22 +85,33 @@ def _tensor_info(program: Program, name: str) -> dict:
             "scale": float(t.quant.scale[0]), "zero_point": int(t.quant.zero_point[0])}
 
 
-def _region_row(region, used: int, predicted: bool) -> dict:
+def _region_row(region, used: int, predicted: bool, estimated: int = 0) -> dict:
     return {"kind": region.kind, "origin": region.origin, "size": region.length, "used": used,
             "percent": round(100.0 * used / region.length, 2) if region.length else 0.0,
-            "headroom": region.length - used, "predicted": predicted}
+            "headroom": region.length - used, "predicted": predicted, "estimated": estimated}
 
 
 def overflowing_regions(report: dict) -> list[tuple[str, dict]]:
-    return [(name, row) for name, row in report["regions"].items() if row["used"] > row["size"]]
+    """Regions whose exact bytes (estimates left out) exceed their size."""
+    return [(name, row) for name, row in report["regions"].items() if _exact(row) > row["size"]]
 
 
-def ram_bytes(report: dict) -> int:
-    return sum(row["used"] for row in report["regions"].values() if row["kind"] == "ram")
+def _exact(row: dict) -> int:
+    return row["used"] - row.get("estimated", 0)
 
 
-def flash_bytes(report: dict) -> int:
-    return sum(row["used"] for row in report["regions"].values() if row["kind"] == "flash")
+def ram_bytes(report: dict, exact: bool = False) -> int:
+    return sum(_exact(row) if exact else row["used"] for row in report["regions"].values() if row["kind"] == "ram")
+
+
+def flash_bytes(report: dict, exact: bool = False) -> int:
+    return sum(_exact(row) if exact else row["used"] for row in report["regions"].values()
+               if row["kind"] == "flash")
+
+
+def _estimate_note(report: dict, kind: str) -> str:
+    estimated = sum(row.get("estimated", 0) for row in report["regions"].values() if row["kind"] == kind)
+    return f" before the {estimated:,} B still estimated (code, stack) are known from the build" if estimated else ""
 
 
 def short_name(name: str, limit: int = 28) -> str:
@@ -127,13 +146,16 @@ def budget_overruns(report: dict, max_ram: int | None, max_flash: int | None) ->
     problems = []
     for name, row in overflowing_regions(report):
         users = biggest_flash_users(report) if row["kind"] == "flash" else biggest_ram_users(report)
-        problems.append(f"region {name} ({row['kind']}) of {report['board']} needs {row['used']:,} B but has "
-                        f"{row['size']:,} B, over by {row['used'] - row['size']:,} B; biggest: {'; '.join(users)}")
-    for kind, limit, used, users in (("RAM", max_ram, ram_bytes(report), biggest_ram_users),
-                                     ("flash", max_flash, flash_bytes(report), biggest_flash_users)):
+        problems.append(f"region {name} ({row['kind']}) of {report['board']} needs {_exact(row):,} B"
+                        f"{_estimate_note(report, row['kind']) if row.get('estimated') else ''} but has "
+                        f"{row['size']:,} B, over by {_exact(row) - row['size']:,} B; biggest: {'; '.join(users)}")
+    for kind, region_kind, limit, used, users in (
+            ("RAM", "ram", max_ram, ram_bytes(report, exact=True), biggest_ram_users),
+            ("flash", "flash", max_flash, flash_bytes(report, exact=True), biggest_flash_users)):
         if limit is not None and used > limit:
-            problems.append(f"the {kind} budget of {limit:,} B is exceeded: needs {used:,} B, over by "
-                            f"{used - limit:,} B; biggest: {'; '.join(users(report))}")
+            problems.append(f"the {kind} budget of {limit:,} B is exceeded: needs {used:,} B"
+                            f"{_estimate_note(report, region_kind)}, over by {used - limit:,} B; "
+                            f"biggest: {'; '.join(users(report))}")
     return problems
 
 
