@@ -28,7 +28,7 @@ from .project import (MANIFEST, PROGRAM_FILE, REFERENCE_FILE, CompiledModel, che
                       write_vectors)
 from .report.budget import DEFAULT_STACK_BYTES, budget_overruns, predicted_report
 from .report.npu import npu_summary
-from .target.boards import load_board
+from .target.boards import is_catalog_board, load_board
 
 
 def build_program(model, example_inputs, calibration) -> Program:
@@ -119,7 +119,8 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
         weight_symbols = render_model(firmware_program, plan, plan.region, folder, board_info.npu, weights_in_ram)
         write_vectors(folder, program, board_info, vectors, stack_bytes, report["arena"])
         folder.joinpath(MANIFEST).write_text(json.dumps(
-            {"board": board_info.name, "weight_symbols": weight_symbols, "stack_policy": stack_policy,
+            {"board": board_info.name, "board_file": None if is_catalog_board(board_info) else str(board_info.path.resolve()),
+             "weight_symbols": weight_symbols, "stack_policy": stack_policy,
              "max_ram": max_ram, "max_flash": max_flash, "report": report}, indent=1))
 
     project_dir = Path(out_dir)
@@ -138,4 +139,4 @@ def load(project_dir: str | Path) -> CompiledModel:
     manifest = json.loads(manifest_path.read_text())
     check_model_files(project_dir, manifest)
     return CompiledModel(project_dir, project_dir / PROGRAM_FILE, manifest["report"],
-                         load_board(manifest["board"]))
+                         load_board(manifest.get("board_file") or manifest["board"]))

@@ -67,16 +67,24 @@ def main():
     with every byte of memory planned at compile time."""
 
 
-def _calibration_inputs(path: Path | None):
-    """An .npz whose arrays (in name order) are input batches: one tuple per row."""
+def _npz_samples(path: Path, names: list[str], what: str) -> list[tuple]:
+    """The samples of an .npz: one array per model input (matched by name when the
+    names are the inputs', else in the order saved), first axis = sample."""
+    from .ir.inputs import samples_from_arrays
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not an .npz file ({err}); save the {what} with np.savez") from None
+    if not hasattr(data, "files"):
+        raise InputError(f"{path} holds a single array (.npy); save the {what} with np.savez, one array per input")
+    return samples_from_arrays({k: data[k] for k in data.files}, names, f"{path} ({what})")
+
+
+def _calibration_inputs(path: Path | None, model: str):
     if path is None:
         return None
-    data = np.load(path)
-    arrays = [data[k] for k in sorted(data.files)]
-    if not arrays:
-        raise InputError(f"{path}: no arrays inside; save one array per model input "
-                         f"with np.savez (first axis = sample)")
-    return [tuple(a[i:i + 1] for a in arrays) for i in range(len(arrays[0]))]
+    names = _pt2_input_names(model) if model.endswith(".pt2") else []
+    return _npz_samples(path, names or list(np.load(path).files), "calibration data")
 
 
 @main.command("compile")
@@ -86,22 +94,30 @@ def _calibration_inputs(path: Path | None):
 @click.option("--out", "-o", "out_dir", default="mcu_out", show_default=True,
               type=click.Path(file_okay=False), help="Directory of the generated firmware project.")
 @click.option("--calibrate", type=click.Path(exists=True, dir_okay=False),
-              help="Calibration data (.npz, one array per input, first axis = sample) for a .pt2 model.")
+              help="Calibration data for a .pt2 model: an .npz with one array per forward() argument "
+                   "(first axis = sample), matched by argument name, else in the order saved.")
 @click.option("--max-ram", type=int, help="RAM budget in bytes (arena + stack + data); stop if exceeded.")
 @click.option("--max-flash", type=int, help="Flash budget in bytes (weights + code); stop if exceeded.")
 @click.option("--no-npu", is_flag=True, help="Keep every op on the CPU even if the board has an NPU.")
 @click.option("--weights-in-ram", is_flag=True,
               help="Copy the weights from flash to the data RAM at start-up (if it fits).")
-def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, weights_in_ram):
+@click.option("--force", is_flag=True, help="Replace --out even if it holds files that are not an mcu-compile project.")
+def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, weights_in_ram, force):
     """Compile MODEL (.tflite int8, or .pt2 from torch.export.save) into a firmware project."""
     from .api import compile as compile_model
-    calibration = _calibration_inputs(Path(calibrate) if calibrate else None)
+    calibration = _calibration_inputs(Path(calibrate) if calibrate else None, model)
     example = _pt2_example_inputs(model, calibration)
     compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
                              max_ram=max_ram, max_flash=max_flash, npu=not no_npu,
-                             weights_in_ram=weights_in_ram)
+                             weights_in_ram=weights_in_ram, force=force)
     click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")
     click.echo(compiled.report_text())
+
+
+def _pt2_input_names(model: str) -> list[str]:
+    from .frontend.export import export
+    return [spec.arg.name for spec in export(model, ()).graph_signature.input_specs
+            if spec.kind.name == "USER_INPUT"]
 
 
 def _pt2_example_inputs(model: str, calibration):
@@ -130,12 +146,23 @@ def build(project):
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds before the run counts as hung.")
 @click.option("--npu-sim", type=click.Choice(["fvp", "model"]),
               help="Who runs the NPU jobs of an Ethos-U board's firmware (default: the board's FVP).")
-def run(project, timeout, npu_sim):
+@click.option("--inputs", "inputs_path", type=click.Path(exists=True, dir_okay=False),
+              help="Run these inputs instead of the bundled test vectors: an .npz with one array per model "
+                   "input (first axis = sample; float in PyTorch's layout, or int8 in the program's), matched "
+                   "by input name, else in the order saved.")
+@click.option("--outputs", "outputs_path", type=click.Path(dir_okay=False),
+              help="Save the firmware's outputs to this .npz: output<i> (int8, the program's layout) and "
+                   "output<i>_float (dequantized, PyTorch's layout), first axis = sample.")
+def run(project, timeout, npu_sim, inputs_path, outputs_path):
     """Build PROJECT, run it in the board's simulator and compare its outputs with the
     host reference byte for byte. Exits 1 when they differ."""
     from .api import load
     compiled = load(project)
-    result = compiled.run(timeout=timeout, npu_sim=npu_sim)
+    inputs = _npz_samples(Path(inputs_path), compiled.program.inputs, "inputs") if inputs_path else None
+    result = compiled.run(inputs=inputs, timeout=timeout, npu_sim=npu_sim)
+    if outputs_path:
+        _save_outputs(Path(outputs_path), result)
+        click.echo(f"wrote {len(result.outputs)} output set(s) to {outputs_path}")
     for v, count in enumerate(result.instructions):
         click.echo(f"vector {v}: {count:,} CPU instructions per inference")
     if result.npu_sim != "none":
@@ -165,13 +192,24 @@ def report(project, as_json, html_path):
         click.echo(f"wrote {write_html(compiled.report, Path(html_path))}", err=as_json)
 
 
+def _save_outputs(path: Path, result) -> None:
+    arrays = {}
+    for i in range(len(result.outputs[0]) if result.outputs else 0):
+        arrays[f"output{i}"] = np.concatenate([o[i] for o in result.outputs])
+        arrays[f"output{i}_float"] = np.concatenate([o[i] for o in result.outputs_float])
+    np.savez(path, **arrays)
+
+
 @main.command()
 def boards():
-    """List the boards mcu-compile can target."""
+    """List the boards mcu-compile can target: CPU, memories, and how each runs."""
+    from .sim.backends import describe_runner
     from .target.boards import list_boards, load_board
     for name in list_boards():
         b = load_board(name)
-        click.echo(f"{name:<14} {b.description}")
+        memories = ", ".join(f"{r.name} {r.length // 1024:,} KiB {r.kind}" for r in b.regions)
+        click.echo(f"{name:<14} {b.cpu.core:<11} {describe_runner(b):<28} {memories}")
+        click.echo(f"{'':<14} {b.description}")
 
 
 if __name__ == "__main__":

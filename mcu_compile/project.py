@@ -19,7 +19,7 @@ import numpy as np
 
 from .codegen.platform import STACK_ALIGN, render_platform
 from .errors import BoardFitError, InputError, McuCompileError
-from .ir.inputs import to_program_inputs
+from .ir.inputs import to_float_outputs, to_program_inputs
 from .ir.program import Program
 from .ir.tflite_io import load_tflite
 from .passes.plan import align
@@ -59,6 +59,7 @@ class ModelRun:
     elf: Path
     npu_sim: str = "none"  # who ran the NPU jobs: "fvp", "model", "hardware", or "none"
     npu_jobs: int = 0
+    outputs_float: list[list[np.ndarray]] = field(default_factory=list)  # dequantized, PyTorch layout
 
     @property
     def bit_exact(self) -> bool:
@@ -150,7 +151,8 @@ class CompiledModel:
             runs.append(self._run_bundled(timeout, npu_sim))
         return ModelRun([v for r in runs for v in r.inputs], [o for r in runs for o in r.outputs],
                         [e for r in runs for e in r.expected], [n for r in runs for n in r.instructions],
-                        runs[-1].elf, runs[-1].npu_sim, sum(r.npu_jobs for r in runs))
+                        runs[-1].elf, runs[-1].npu_sim, sum(r.npu_jobs for r in runs),
+                        [f for r in runs for f in r.outputs_float])
 
     def _vectors_per_build(self, vector: list[np.ndarray]) -> int:
         """How many test vectors the code region holds besides the firmware itself."""
@@ -167,7 +169,8 @@ class CompiledModel:
                    for per_vector in result.outputs]
         run = ModelRun(self.vectors(), outputs, self.expected(), list(result.instructions), elf,
                        npu_sim=getattr(result, "npu_sim", result.simulator) if self.uses_npu else "none",
-                       npu_jobs=getattr(result, "npu_jobs", 0))
+                       npu_jobs=getattr(result, "npu_jobs", 0),
+                       outputs_float=[to_float_outputs(self.program, o) for o in outputs])
         self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions,
                               "stack_measured_bytes": result.stack_bytes, "npu_sim": run.npu_sim,
                               "npu_jobs": run.npu_jobs}

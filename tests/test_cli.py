@@ -9,6 +9,8 @@ import torch
 from click.testing import CliRunner
 
 import mcu_compile
+import mcu_compile.reference.interpreter
+import mcu_compile.target.boards
 from mcu_compile.cli import main
 from mcu_compile.errors import BoardFitError, InputError
 
@@ -127,3 +129,55 @@ def test_weights_copied_to_ram_when_asked(shared_dir, tmp_path):
     assert weights and all(dtcm.contains(s.address) for s in weights.values())
     # the flash still holds their load image; the data region now holds them too
     assert compiled.report["regions"]["dtcm"]["used"] > compiled.report["weights_bytes"]
+
+
+def test_run_given_inputs_saves_outputs_in_both_forms(shared_dir, tmp_path):
+    out = tmp_path / "ad"
+    assert invoke("compile", shared_dir / "models" / "ad01_int8.tflite", "--out", out).exit_code == 0
+    compiled = mcu_compile.load(out)
+    name = compiled.program.inputs[0]
+    shape = compiled.program.tensor(name).shape
+    samples = np.stack([np.full(shape, v, np.int8)[0] for v in (-50, 3, 90)])  # first axis = sample
+    np.savez(tmp_path / "inputs.npz", **{name: samples})
+    result = invoke("run", out, "--inputs", tmp_path / "inputs.npz", "--outputs", tmp_path / "outputs.npz")
+    assert result.exit_code == 0, result.output
+    assert "bit-exact" in result.output and result.output.count("CPU instructions per inference") == 3
+    saved = np.load(tmp_path / "outputs.npz")
+    expected = [mcu_compile.reference.interpreter.run(compiled.program, [samples[i:i + 1]])[0] for i in range(3)]
+    np.testing.assert_array_equal(saved["output0"], np.concatenate(expected))
+    q = compiled.program.tensor(compiled.program.outputs[0]).quant
+    np.testing.assert_allclose(saved["output0_float"], (saved["output0"] - q.zero_point[0]) * q.scale[0], rtol=1e-6)
+
+
+def test_inputs_that_do_not_match_are_one_line(shared_dir, tmp_path):
+    out = tmp_path / "ad"
+    assert invoke("compile", shared_dir / "models" / "ad01_int8.tflite", "--out", out).exit_code == 0
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    result = invoke("run", out, "--inputs", tmp_path / "one.npy")
+    assert result.exit_code == 2 and "single array (.npy); save the inputs with np.savez" in result.output
+    np.savez(tmp_path / "two.npz", a=np.zeros((1, 640)), b=np.zeros((1, 640)))
+    result = invoke("run", out, "--inputs", tmp_path / "two.npz")
+    assert result.exit_code == 2 and "holds 2 array(s) (a, b) but the model takes 1 input(s)" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_a_custom_board_file_is_found_again_after_compile(shared_dir, tmp_path):
+    board = tmp_path / "my-board.toml"
+    text = (mcu_compile.target.boards.resource_dir("boards") / "mps2-an386.toml").read_text()
+    board.write_text(text.replace('name = "mps2-an386"', 'name = "my-board"', 1))
+    out = tmp_path / "fw"
+    assert invoke("compile", shared_dir / "models" / "ad01_int8.tflite", "--board", board, "--out", out).exit_code == 0
+    result = invoke("run", out)
+    assert result.exit_code == 0 and "bit-exact" in result.output, result.output
+    assert json.loads(invoke("report", out, "--json").output)["board"] == "my-board"
+
+
+def test_compile_force_replaces_a_users_folder(shared_dir, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    model = shared_dir / "models" / "ad01_int8.tflite"
+    result = invoke("compile", model, "--out", out)
+    assert result.exit_code == 2 and "--force" in result.output and (out / "notes.txt").exists()
+    assert invoke("compile", model, "--out", out, "--force").exit_code == 0 and not (out / "notes.txt").exists()
+

@@ -1,5 +1,6 @@
-"""Input data for an Edge program: a user's arrays in PyTorch layout quantized to the
-program's int8 inputs, and the deterministic LCG data used when no inputs are given."""
+"""Data at an Edge program's edges: a user's arrays in PyTorch layout quantized to the
+program's int8 inputs, int8 outputs dequantized back to PyTorch's layout, named arrays
+matched to the inputs, and the deterministic LCG data used when no inputs are given."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,3 +56,33 @@ def default_vectors(program: Program, example_inputs) -> list[list[np.ndarray]]:
         return [to_program_inputs(program, example_inputs)]
     return [[lcg_int8(program.tensor(n).size, seed=1 + i).reshape(program.tensor(n).shape)
              for i, n in enumerate(program.inputs)]]
+
+
+def to_float_outputs(program: Program, outputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The program's int8 outputs as real values, 4-D ones in PyTorch's NCHW order (the
+    inverse of to_program_inputs' layout change)."""
+    result = []
+    for name, value in zip(program.outputs, outputs):
+        q = program.tensor(name).quant
+        real = (value.astype(np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])
+        result.append(real.transpose(0, 3, 1, 2) if real.ndim == 4 else real)
+    return result
+
+
+def samples_from_arrays(arrays: dict[str, np.ndarray], names: list[str], what: str) -> list[tuple]:
+    """Named arrays (one per model input, first axis = sample) -> one input tuple per
+    sample. Arrays are matched to the inputs by name when their names are the inputs'
+    names, else taken in their stored order."""
+    if not arrays:
+        raise InputError(f"{what}: no arrays inside; save one array per model input with np.savez "
+                         f"(first axis = sample)")
+    ordered = [arrays[n] for n in names] if set(arrays) == set(names) else list(arrays.values())
+    if len(ordered) != len(names):
+        raise InputError(f"{what} holds {len(ordered)} array(s) ({', '.join(arrays)}) but the model takes "
+                         f"{len(names)} input(s) ({', '.join(names)}); save one array per input, named as "
+                         f"the inputs or in their order")
+    counts = {len(a) if np.ndim(a) else 0 for a in ordered}
+    if len(counts) != 1 or 0 in counts:
+        raise InputError(f"{what}: every array needs the same number of samples along its first axis, "
+                         f"got {sorted(counts)}")
+    return [tuple(a[i:i + 1] for a in ordered) for i in range(counts.pop())]

@@ -75,3 +75,14 @@ def choose_simulator(board: Board, npu_sim: str | None = None) -> str:
                              f"it cannot run on an FVP")
         return "fvp"
     return "qemu"
+
+
+def describe_runner(board: Board) -> str:
+    """How the board's firmware runs, for `mcu-compile boards`."""
+    name = board.simulator.get("name")
+    if name == "qemu":
+        machine = f"QEMU {board.simulator.get('machine', '')}".strip()
+        return f"{machine} + NPU model" if board.npu else machine
+    if board.fvp is not None:
+        return "Corstone FVP (install it)"
+    return "hardware"

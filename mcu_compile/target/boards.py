@@ -91,6 +91,11 @@ def list_boards() -> list[str]:
     return sorted(p.stem for p in resource_dir("boards").glob("*.toml"))
 
 
+def is_catalog_board(board: Board) -> bool:
+    """True for a board of the catalog (boards/), False for a user's own board file."""
+    return board.path.resolve().parent == resource_dir("boards").resolve()
+
+
 def load_board(name: str) -> Board:
     """A board by name (boards/<name>.toml) or by the path of a board file."""
     path = Path(name)
