@@ -7,224 +7,23 @@ must equal mcu_compile.reference.interpreter.run and the TFLite Micro interprete
 """
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from kernel_harness import (INPUT_SETS, KERNEL_SOURCES, KERNELS, Builder, assert_matches_reference_and_tflm,
+                            compile_c, model_source, quant, random_inputs, run_c)
 from mcu_compile.codegen.emit import emit_op
+from mcu_compile.errors import UnsupportedOpError
+from mcu_compile.ir.program import Op, Program, Tensor
+from mcu_compile.ops.params import window
 from mcu_compile.ops.registry import scratch_bytes
 from mcu_compile.reference import interpreter as reference
-from mcu_compile.errors import UnsupportedOpError
-from mcu_compile.ir.program import Op, Program, Quant, Tensor
-from mcu_compile.ops.params import window
-from mcu_compile.resources import resource_dir
-from mcu_compile.ir.tflite_io import write_tflite
-
-KERNELS = resource_dir("cmsis_kernels")
-KERNEL_SOURCES = sorted((KERNELS / "src").glob("*.c"))
-HOST_FLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-              "-fno-sanitize-recover=all", f"-I{KERNELS / 'include'}"]
-INPUT_SETS = 3
-
-HARNESS_MAIN = r"""
-#include <stdint.h>
-#include <stdio.h>
-
-extern int8_t *const model_inputs[];
-extern const uint32_t model_input_sizes[];
-extern const uint32_t model_num_inputs;
-extern int8_t *const model_outputs[];
-extern const uint32_t model_output_sizes[];
-extern const uint32_t model_num_outputs;
-void model_invoke(void);
-
-/* Reads input sets from stdin until EOF; writes each set's outputs to stdout. */
-int main(void)
-{
-    for (;;)
-    {
-        for (uint32_t i = 0; i < model_num_inputs; i++)
-        {
-            if (fread(model_inputs[i], 1, model_input_sizes[i], stdin) != model_input_sizes[i])
-            {
-                return i == 0 ? 0 : 2;
-            }
-        }
-        model_invoke();
-        for (uint32_t i = 0; i < model_num_outputs; i++)
-        {
-            fwrite(model_outputs[i], 1, model_output_sizes[i], stdout);
-        }
-    }
-}
-"""
 
 
-# ---------------------------------------------------------------- building and running C
-
-def _compile(args: list[str]) -> None:
-    result = subprocess.run(args, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(args)}\n{result.stderr}"
-
-
-@pytest.fixture(scope="session")
-def kernel_build(tmp_path_factory) -> Path:
-    """The kernels and the test main, compiled once with the sanitizers into build/."""
-    build = tmp_path_factory.mktemp("kernels")
-    (build / "main.c").write_text(HARNESS_MAIN)
-    jobs = [["gcc", *HOST_FLAGS, "-pedantic-errors", "-c", str(src), "-o", str(build / f"{src.stem}.o")]
-            for src in KERNEL_SOURCES]
-    jobs.append(["gcc", *HOST_FLAGS, "-c", str(build / "main.c"), "-o", str(build / "main.o")])
-    with ThreadPoolExecutor() as pool:
-        list(pool.map(_compile, jobs))
-    _compile(["ar", "rcs", str(build / "libkernels.a"), *(str(build / f"{s.stem}.o") for s in KERNEL_SOURCES)])
-    return build
-
-
-def model_source(program: Program, aliases: dict[str, str] | None = None) -> str:
-    """model.c for the program: emit_op's code, each tensor and scratch buffer in its own array."""
-    aliases = aliases or {}
-    names = {name: re.sub(r"\W", "_", f"{'c' if t.is_const else 't'}{i}_{name}")
-             for i, (name, t) in enumerate(program.tensors.items())}
-
-    def ref(name: str) -> str:
-        return names[aliases.get(name, name)]
-
-    lines = ["#include <string.h>", '#include "arm_nnfunctions.h"', ""]
-    fragments = []
-    for index, op in enumerate(program.ops):
-        size = scratch_bytes(program, op)
-        if size:  # int32_t words: the kernels may use the scratch as int32
-            lines.append(f"static int32_t op{index}_scratch[{(size + 3) // 4}];")
-        scratch = f"((int8_t *)op{index}_scratch)" if size else None
-        fragments.append(emit_op(program, op, ref, scratch, f"op{index}"))
-    code = "\n".join(d for f in fragments for d in f.declarations + f.statements)
-    ctypes = {"int8": "int8_t", "int32": "int32_t"}
-    for name, t in program.tensors.items():
-        if t.is_const and re.search(rf"\b{names[name]}\b", code):
-            values = ", ".join(str(int(v)) for v in t.data.reshape(-1))
-            lines.append(f"static const {ctypes[t.dtype]} {names[name]}[{t.size}] = {{{values}}};")
-        elif not t.is_const and name not in aliases:
-            lines.append(f"static int8_t {names[name]}[{t.size}];")
-    lines += [d for f in fragments for d in f.declarations]
-    for kind, tensors in (("input", program.inputs), ("output", program.outputs)):
-        lines += [f"int8_t *const model_{kind}s[] = {{{', '.join(ref(n) for n in tensors)}}};",
-                  f"const uint32_t model_{kind}_sizes[] = "
-                  f"{{{', '.join(str(program.tensor(n).nbytes) for n in tensors)}}};",
-                  f"const uint32_t model_num_{kind}s = {len(tensors)};"]
-    lines += ["", "void model_invoke(void);", "void model_invoke(void)", "{"]
-    lines += ["    " + line for f in fragments for s in f.statements for line in s.splitlines()]
-    lines += ["}", ""]
-    return "\n".join(lines)
-
-
-def run_c(program: Program, input_sets: list[list[np.ndarray]], build: Path, work: Path,
-          aliases: dict[str, str] | None = None) -> list[list[np.ndarray]]:
-    (work / "model.c").write_text(model_source(program, aliases))
-    exe = work / "model"
-    _compile(["gcc", *HOST_FLAGS, str(work / "model.c"), str(build / "main.o"), str(build / "libkernels.a"),
-              "-o", str(exe)])
-    stdin = b"".join(x.tobytes() for inputs in input_sets for x in inputs)
-    result = subprocess.run([str(exe)], input=stdin, capture_output=True)
-    assert result.returncode == 0, result.stderr.decode()
-    outputs = [program.tensor(n) for n in program.outputs]
-    raw = np.frombuffer(result.stdout, dtype=np.int8)
-    assert raw.size == len(input_sets) * sum(t.size for t in outputs)
-    results, pos = [], 0
-    for _ in input_sets:
-        arrays = []
-        for t in outputs:
-            arrays.append(raw[pos:pos + t.size].reshape(t.shape))
-            pos += t.size
-        results.append(arrays)
-    return results
-
-
-def tflm_run(program: Program, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    from tflite_micro.python.tflite_micro import runtime
-    interpreter = runtime.Interpreter.from_bytes(write_tflite(program), arena_size=1 << 22)
-    for i, x in enumerate(inputs):
-        interpreter.set_input(x, i)
-    interpreter.invoke()
-    return [interpreter.get_output(i) for i in range(len(program.outputs))]
-
-
-def assert_matches_reference_and_tflm(program: Program, build: Path, work: Path) -> None:
-    input_sets = [random_inputs(program, seed) for seed in range(INPUT_SETS)]
-    for inputs, outputs in zip(input_sets, run_c(program, input_sets, build, work)):
-        expected = reference.run(program, inputs)
-        for name, got, want, tflm in zip(program.outputs, outputs, expected, tflm_run(program, inputs)):
-            np.testing.assert_array_equal(got, want, err_msg=f"{name}: C vs reference")
-            np.testing.assert_array_equal(got, tflm, err_msg=f"{name}: C vs TFLite Micro")
-
-
-def random_inputs(program: Program, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(-128, 128, program.tensor(n).shape, dtype=np.int8) for n in program.inputs]
-
-
-# ---------------------------------------------------------------- single-op programs
-
-def _f32(scale) -> np.ndarray:
-    """Scales are float32 in a .tflite file: use representable values so TFLite Micro sees the same."""
-    return np.asarray(scale, dtype=np.float32).astype(np.float64)
-
-
-def _q(scale: float, zp: int) -> Quant:
-    return Quant(_f32([scale]), np.array([zp]))
-
-
-class _Builder:
-    """Builds a one-op Program with random, realistically scaled quantization."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-        self.p = Program()
-
-    def input(self, shape, scale: float = 0.05, zp: int | None = None) -> str:
-        name = f"x{len(self.p.inputs)}"
-        zp = int(self.rng.integers(-20, 20)) if zp is None else zp
-        self.p.add_tensor(Tensor(name, shape, "int8", _q(scale, zp)))
-        self.p.inputs.append(name)
-        return name
-
-    def const_int8(self, shape, scale: float = 0.05, zp: int = 3) -> str:
-        name = self.p.unique_name("k")
-        data = self.rng.integers(-128, 128, shape)
-        self.p.add_tensor(Tensor(name, shape, "int8", _q(scale, zp), data))
-        return name
-
-    def weights(self, shape, axis: int, per_channel: bool = True) -> str:
-        n = shape[axis]
-        scales = _f32(self.rng.uniform(0.004, 0.01, n) if per_channel else [0.007])
-        data = self.rng.integers(-127, 128, shape)
-        self.p.add_tensor(Tensor("w", shape, "int8", Quant(scales, np.zeros(scales.size), axis), data))
-        return "w"
-
-    def bias(self, n: int) -> str:
-        self.p.add_tensor(Tensor("b", (n,), "int32", None, self.rng.integers(-3000, 3000, n)))
-        return "b"
-
-    def ints(self, values) -> str:
-        name = self.p.unique_name("p")
-        values = np.asarray(values, dtype=np.int32)
-        self.p.add_tensor(Tensor(name, values.shape, "int32", None, values))
-        return name
-
-    def op(self, kind: str, inputs: list[str], out_shape, out_scale: float, out_zp: int = -5,
-           **options) -> Program:
-        self.p.add_tensor(Tensor("y", out_shape, "int8", _q(out_scale, out_zp)))
-        self.p.outputs.append("y")
-        self.p.add_op(Op(kind, inputs, ["y"], options))
-        return self.p
-
-
-def _out_scale(b: _Builder, x: str, fan_in: int) -> float:
+def _out_scale(b: Builder, x: str, fan_in: int) -> float:
     """Output scale putting the accumulators' spread at about +-40 int8 steps."""
     s_in = float(b.p.tensor(x).quant.scale[0])
     s_w = float(np.median(b.p.tensor("w").quant.scale))
@@ -233,7 +32,7 @@ def _out_scale(b: _Builder, x: str, fan_in: int) -> float:
 
 def _conv(in_shape, out_ch, kernel, stride=(1, 1), padding="SAME", dilation=(1, 1), bias=True,
           act="NONE", seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x = b.input(in_shape)
     w = b.weights((out_ch, *kernel, in_shape[3]), axis=0)
     ins = [x, w, b.bias(out_ch) if bias else ""]
@@ -245,7 +44,7 @@ def _conv(in_shape, out_ch, kernel, stride=(1, 1), padding="SAME", dilation=(1, 
 
 def _depthwise(in_shape, mult, kernel, stride=(1, 1), padding="SAME", dilation=(1, 1), act="NONE",
                seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x = b.input(in_shape)
     out_ch = in_shape[3] * mult
     w = b.weights((1, *kernel, out_ch), axis=3)
@@ -257,7 +56,7 @@ def _depthwise(in_shape, mult, kernel, stride=(1, 1), padding="SAME", dilation=(
 
 
 def _fc(in_shape, out_ch, per_channel=True, bias=True, act="NONE", seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x = b.input(in_shape)
     depth = in_shape[-1]
     w = b.weights((out_ch, depth), axis=0, per_channel=per_channel)
@@ -267,7 +66,7 @@ def _fc(in_shape, out_ch, per_channel=True, bias=True, act="NONE", seed=0) -> Pr
 
 
 def _binary(kind, a_shape, b_shape, out_shape, act="NONE", const_b=False, seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x0 = b.input(a_shape, scale=0.04)
     x1 = b.const_int8(b_shape, scale=0.11) if const_b else b.input(b_shape, scale=0.11)
     out_scale = 0.09 if kind == "ADD" else 0.12
@@ -275,13 +74,13 @@ def _binary(kind, a_shape, b_shape, out_shape, act="NONE", const_b=False, seed=0
 
 
 def _maximum_minimum(kind, a_shape, b_shape, out_shape, seed=0) -> Program:
-    b = _Builder(seed)  # inputs and output share one quantization, as TFLite requires
+    b = Builder(seed)  # inputs and output share one quantization, as TFLite requires
     x0, x1 = b.input(a_shape, scale=0.07, zp=-9), b.input(b_shape, scale=0.07, zp=-9)
     return b.op(kind, [x0, x1], out_shape, 0.07, out_zp=-9)
 
 
 def _pool(kind, in_shape, kernel, stride, padding, act="NONE", seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x = b.input(in_shape)
     oh, ow = (window(s, k, st, 1, padding).out for s, k, st in zip(in_shape[1:3], kernel, stride))
     q = b.p.tensor(x).quant  # pooling keeps the input's quantization
@@ -291,19 +90,19 @@ def _pool(kind, in_shape, kernel, stride, padding, act="NONE", seed=0) -> Progra
 
 
 def _softmax(shape, in_scale, beta=1.0, seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x = b.input(shape, scale=in_scale)
     return b.op("SOFTMAX", [x], shape, 1 / 256, -128, beta=beta)
 
 
 def _same_quant(kind, in_shape, out_shape, extra=(), seed=0, **options) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x = b.input(in_shape, scale=0.05, zp=4)
     return b.op(kind, [x, *(b.ints(v) for v in extra)], out_shape, 0.05, 4, **options)
 
 
 def _concat(shapes, axis, seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     xs = [b.input(s, scale=0.05, zp=4) for s in shapes]
     out = list(shapes[0])
     out[axis] = sum(s[axis] for s in shapes)
@@ -311,13 +110,13 @@ def _concat(shapes, axis, seed=0) -> Program:
 
 
 def _logistic(shape, in_scale, in_zp, seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x = b.input(shape, scale=in_scale, zp=in_zp)
     return b.op("LOGISTIC", [x], shape, 1 / 256, -128)  # TFLite's int8 LOGISTIC output
 
 
 def _relu(kind, shape, in_scale, out_scale, seed=0) -> Program:
-    b = _Builder(seed)
+    b = Builder(seed)
     x = b.input(shape, scale=in_scale, zp=-3)
     if kind == "RELU6":  # TFLite RELU6 keeps the input's quantization
         out_scale = in_scale
@@ -384,7 +183,7 @@ def _sweep_program(seed: int) -> Program:
 
     def tensor(shape, scale, zp, is_input):
         name = p.unique_name("x" if is_input else "y")
-        p.add_tensor(Tensor(name, shape, "int8", _q(scale, zp)))
+        p.add_tensor(Tensor(name, shape, "int8", quant(scale, zp)))
         (p.inputs if is_input else p.outputs).append(name)
         return name
 
@@ -472,7 +271,7 @@ def test_kernels_and_generated_code_build_for_cortex_m(tmp_path):
              include, "-c", str(src), "-o", str(tmp_path / f"{src.stem}_{board.name}.o")]
             for board in boards for src in sources]
     with ThreadPoolExecutor() as pool:
-        list(pool.map(_compile, jobs))
+        list(pool.map(compile_c, jobs))
 
 
 def test_unsupported_op_is_reported():
