@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from torch.fx import GraphModule, Node
 
 from ..errors import IRError, UnsupportedOpError
@@ -109,9 +110,30 @@ class Lowering:
     # ---- graph walk ----------------------------------------------------------------
     def value(self, node) -> str:
         if not isinstance(node, Node) or node not in self.values:
-            _fail(self.node, "an input is not a quantized activation (constants and "
-                             "python scalars as operands are not supported yet)")
+            _fail(self.node, "an input is not a quantized activation (a constant or Python number "
+                             "is supported as an operand of add, sub, mul, div, maximum and minimum)")
         return self.values[node]
+
+    def operand(self, arg, layout_of: str, transform=None) -> str:
+        """An elementwise operand: an activation, or a constant (a Python number or a tensor
+        of the module) stored int8 on its own symmetric scale (max |value| / 127, so the
+        largest value is exact), in layout_of's layout (NHWC when layout_of is), after
+        transform (e.g. a negation) of its values."""
+        if isinstance(arg, Node) and arg.op != "get_attr":
+            return self.value(arg)
+        data = getattr(self.gm, arg.target) if isinstance(arg, Node) else arg
+        if isinstance(data, bool) or not isinstance(data, (int, float, torch.Tensor)):
+            _fail(self.node, f"operand {data!r} is neither a tensor nor a number")
+        values = np.asarray(data.detach().float() if isinstance(data, torch.Tensor) else data, np.float64)
+        values = transform(values) if transform is not None else values
+        if layout_of in self.nhwc and values.ndim > 1:  # a NCHW-broadcast constant, e.g. (C, 1, 1)
+            values = values.reshape((1,) * (4 - values.ndim) + values.shape).transpose(NCHW_TO_NHWC)
+        values = values.reshape(values.shape or (1,))
+        if not np.all(np.isfinite(values)):
+            _fail(self.node, "a constant operand holds NaN or infinity")
+        scale = float(np.abs(values).max()) / 127 or 1.0
+        q = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
+        return self.new_const(f"{self.node.name}_constant", q, "int8", Quant.per_tensor(scale, 0))
 
     def run(self, example_inputs: tuple) -> Program:
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
@@ -276,13 +298,14 @@ def lower_linear(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 
 
 ELEMENTWISE_KINDS = {"aten.add.Tensor": "ADD", "aten.mul.Tensor": "MUL", "aten.maximum.default": "MAXIMUM",
-                     "aten.minimum.default": "MINIMUM"}
+                     "aten.minimum.default": "MINIMUM", "aten.sub.Tensor": "ADD", "aten.div.Tensor": "MUL",
+                     "aten.neg.default": "MUL"}
 
 
-def _elementwise(lw: Lowering, node: Node, quant: Quant, **options) -> str:
-    """Two activations, broadcast with numpy's rules, in one layout (NHWC if both are)."""
-    a, b = (lw.value(arg) for arg in node.args[:2])
-    if (a in lw.nhwc) != (b in lw.nhwc):
+def _elementwise(lw: Lowering, node: Node, quant: Quant, a: str, b: str, **options) -> str:
+    """Two operands broadcast with numpy's rules, in one layout (NHWC if both activations
+    are; a constant operand was made in its partner's layout)."""
+    if (a in lw.nhwc) != (b in lw.nhwc) and not lw.program.tensor(b).is_const:
         a, b = lw.as_plain(a), lw.as_plain(b)
     shape = np.broadcast_shapes(lw.shape(a), lw.shape(b))
     out = lw.new_activation(node.name, shape, quant)
@@ -296,12 +319,37 @@ def _elementwise(lw: Lowering, node: Node, quant: Quant, **options) -> str:
 def lower_binary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     if node.kwargs.get("alpha", 1) != 1:
         _fail(node, "add with alpha != 1 is not supported")
-    return _elementwise(lw, node, quant, fused_activation_function=fused)
+    first, second = node.args[:2]
+    if not isinstance(first, Node) or first.op == "get_attr":  # 3 + x: the activation first
+        first, second = second, first
+    a = lw.operand(first, "")
+    return _elementwise(lw, node, quant, a, lw.operand(second, a), fused_activation_function=fused)
+
+
+@lowers("aten.sub.Tensor", "aten.div.Tensor", "aten.neg.default", role="binary")
+def lower_arithmetic_with_constant(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """x - c as ADD of -c, x / c as MUL by 1/c, -x as MUL by -1."""
+    name = aten_name(node.target)
+    if node.kwargs.get("alpha", 1) != 1 or node.kwargs.get("rounding_mode") is not None:
+        _fail(node, "alpha and rounding_mode are not supported")
+    x = lw.value(node.args[0])
+    other = node.args[1] if len(node.args) > 1 else 1.0
+    if isinstance(other, Node) and other.op != "get_attr":
+        _fail(node, "only with a constant operand (a number or a tensor of the module) for now")
+    transform = {"aten.sub.Tensor": np.negative, "aten.div.Tensor": _reciprocal,
+                 "aten.neg.default": np.negative}[name]
+    return _elementwise(lw, node, quant, x, lw.operand(other, x, transform), fused_activation_function=fused)
+
+
+def _reciprocal(values: np.ndarray) -> np.ndarray:
+    if np.any(values == 0):
+        raise UnsupportedOpError("division by a constant that holds 0")
+    return 1.0 / values
 
 
 @lowers("aten.maximum.default", "aten.minimum.default", role="shared")
 def lower_maximum_minimum(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    return _elementwise(lw, node, quant)
+    return _elementwise(lw, node, quant, *(lw.value(arg) for arg in node.args[:2]))
 
 
 @lowers("aten.sigmoid.default", role="unit_output")

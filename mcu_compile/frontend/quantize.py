@@ -125,7 +125,9 @@ class McuQuantizer(Quantizer):
         self._set(node, inputs, self._output_spec_with_fusion(node))
 
     def _annotate_binary(self, node: Node) -> None:
-        inputs = {arg: ACTIVATION for arg in node.args[:2] if isinstance(arg, Node)}
+        # constant operands (module tensors, get_attr) stay float: the lowering quantizes
+        # them on their own scale; Python numbers are not nodes
+        inputs = {arg: ACTIVATION for arg in node.args[:2] if isinstance(arg, Node) and arg.op != "get_attr"}
         self._set(node, inputs, self._output_spec_with_fusion(node))
 
     def _annotate_activation(self, node: Node) -> None:
