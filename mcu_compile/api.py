@@ -22,7 +22,7 @@ from .ir.program import Program
 from .ir.tflite_io import load_tflite, write_tflite
 from .ops import registry
 from .passes.delegate import cpu_placement, delegate
-from .passes.fuse import fold_pads_into_convolutions, fuse_residual_adds
+from .passes.fuse import fold_pads_into_windows, fuse_residual_adds
 from .passes.plan import choose_arena_region, plan_memory, schedule_for_memory
 from .project import (MANIFEST, PROGRAM_FILE, REFERENCE_FILE, CompiledModel, check_model_files, write_project,
                       write_vectors)
@@ -92,7 +92,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     program = build_program(model, example_inputs, calibration)
     delegation = delegate(program, board_info) if npu and board_info.npu else None
     edge_program = delegation.program.verify("delegate") if delegation else program
-    firmware_program = fuse_residual_adds(fold_pads_into_convolutions(edge_program)).verify("fuse")
+    firmware_program = fuse_residual_adds(fold_pads_into_windows(edge_program)).verify("fuse")
     scratch = [registry.scratch_bytes(firmware_program, op) for op in firmware_program.ops]
     firmware_program, scratch, order = schedule_for_memory(firmware_program, scratch)
     firmware_program.verify("schedule")

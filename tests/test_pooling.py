@@ -1,6 +1,8 @@
 """Pooling windows against PyTorch: every padding / stride / ceil_mode combination either
 lowers to a program whose output has PyTorch's shape and values, or is refused with
-one line before anything is written (TFLite has no ceil mode and only SAME/VALID)."""
+one line before anything is written. TFLite has no ceil mode and only SAME/VALID: max
+pooling pads with -128 (PADV2) where those cannot place PyTorch's windows, an average
+with count_include_pad=True pads with the zero point (PAD)."""
 from __future__ import annotations
 
 import itertools
@@ -24,34 +26,43 @@ CASES = [(8, 3, 2, 0, True), (8, 3, 2, 1, False), (7, 3, 2, 1, True), (7, 3, 2, 
          (5, 2, 2, 1, False), (8, 3, 1, 1, True), (7, 2, 2, 0, False), (10, 3, 2, 1, True)]
 
 
-def _pool(avg: bool, kernel, stride, padding, ceil_mode) -> nn.Module:
-    if avg:
-        return nn.AvgPool2d(kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=False)
-    return nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)
+def _pool(mode: str, kernel, stride, padding, ceil_mode) -> nn.Module:
+    if mode == "max":
+        return nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)
+    return nn.AvgPool2d(kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=mode == "avg_with_pads")
 
 
 def _round_half_away(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
-@pytest.mark.parametrize("avg", [False, True], ids=["max", "avg"])
+@pytest.mark.parametrize("mode", ["max", "avg", "avg_with_pads"])
 @pytest.mark.parametrize("size,kernel,stride,padding,ceil_mode", CASES)
-def test_pooling_matches_pytorch_or_is_refused(avg, size, kernel, stride, padding, ceil_mode):
-    model = _pool(avg, kernel, stride, padding, ceil_mode).eval()
+def test_pooling_matches_pytorch_or_is_refused(mode, size, kernel, stride, padding, ceil_mode):
+    model = _pool(mode, kernel, stride, padding, ceil_mode).eval()
     x = torch.randn(1, 2, size, size, generator=torch.Generator().manual_seed(size))
     converted = quantize(export(model, (x,)), [(x,)], (x,))
     try:
         program = lower(converted, (x,)).verify("lower")
     except UnsupportedOpError as err:
         message = str(err)
+        assert mode != "max", message  # max pooling always has a form
         assert "\n" not in message and "SAME" in message and "VALID" in message
         return
     q = to_program_inputs(program, (x,))
     got = reference.run(program, q)[0].transpose(0, 3, 1, 2)
-    # the pooled tensor shares the input's scale and zero point: pool the int8 values themselves
-    expected = model(torch.from_numpy(q[0].transpose(0, 3, 1, 2).astype(np.float32))).numpy()
+    # the pooled tensor shares the input's scale and zero point: pool the int8 values themselves,
+    # an average with count_include_pad over the zero point (TFLite averages the stored values)
+    values = torch.from_numpy(q[0].transpose(0, 3, 1, 2).astype(np.float32))
+    if mode == "avg_with_pads" and padding:
+        zero_point = float(program.tensor(program.inputs[0]).quant.zero_point[0])
+        values = nn.functional.pad(values, (padding,) * 4, value=zero_point)
+        model = _pool(mode, kernel, stride, 0, ceil_mode)
+    expected = model(values).numpy()
     assert got.shape == expected.shape
-    np.testing.assert_array_equal(got, _round_half_away(expected) if avg else expected)
+    np.testing.assert_array_equal(got, expected if mode == "max" else _round_half_away(expected))
+    if padding and mode != "avg":
+        assert program.ops[0].kind == ("PADV2" if mode == "max" else "PAD") or program.ops[-1].options["padding"] == "SAME"
 
 
 def test_ceil_mode_cases_compile_rather_than_all_being_refused():

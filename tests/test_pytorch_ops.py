@@ -49,3 +49,25 @@ def _check(model: nn.Module, shape, board: str, tmp_path, steps: float = 3.0):
 def test_arithmetic_with_numbers_and_constants(board, tmp_path):
     compiled = _check(ScalarArithmetic(), (1, 3, 8, 8), board, tmp_path)
     assert [op.kind for op in compiled.program.ops].count("ADD") == 3
+
+
+class ResNetStem(nn.Module):
+    """conv 7x7/2 + max pool 3x3/2 padding 1 (PADV2 with -128, folded into the pool) and an
+    average pool counting its zero padding (PAD)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 7, stride=2, padding=3)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.avg = nn.AvgPool2d(3, 1, 1)
+
+    def forward(self, x):
+        return self.avg(self.pool(torch.relu(self.conv(x))))
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_padded_pooling(board, tmp_path):
+    compiled = _check(ResNetStem(), (1, 3, 32, 32), board, tmp_path)
+    assert [op.kind for op in compiled.program.ops] == ["PAD", "CONV_2D", "PADV2", "MAX_POOL_2D", "PAD",
+                                                      "AVERAGE_POOL_2D"]
+    assert "PADV2" not in compiled.report["model"]["op_counts"]  # folded: the firmware pools in place of padding

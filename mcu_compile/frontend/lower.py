@@ -376,13 +376,21 @@ def lower_activation(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
-def _pool(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, padding, ceil_mode=False) -> str:
+def _pool(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, padding, ceil_mode=False,
+          pad_value: str | None = None) -> str:
+    """A pooling op; where TFLite's SAME/VALID cannot place PyTorch's windows, an explicit
+    pad op first and VALID windows: pad_value "lowest" pads with -128 (max pooling: never
+    above a real tap), "zero_point" with a real 0 that the average counts
+    (count_include_pad=True)."""
     x = lw.as_nhwc(lw.value(node.args[0]))
     n, h, w, c = lw.shape(x)
-    pad_kind = _pool_padding(node, (h, w), kernel, stride, padding, bool(ceil_mode))
-    oh = window(h, kernel[0], stride[0], 1, pad_kind).out
-    ow = window(w, kernel[1], stride[1], 1, pad_kind).out
-    out = lw.new_activation(node.name, (n, oh, ow, c), quant)
+    torch_out = [torch_pool_size(size, k, s, p, bool(ceil_mode))
+                 for size, k, s, p in zip((h, w), kernel, stride, padding)]
+    pad_kind = _window_kind((h, w), kernel, stride, padding, torch_out, counts_padding=pad_value == "zero_point")
+    if pad_kind is None:
+        x = _pad_for_windows(lw, node, x, kernel, stride, padding, torch_out, pad_value)
+        pad_kind = "VALID"
+    out = lw.new_activation(node.name, (n, *torch_out, c), quant)
     lw.nhwc.add(out)
     lw.emit(kind, [x], [out], padding=pad_kind, stride_h=stride[0], stride_w=stride[1],
             filter_height=kernel[0], filter_width=kernel[1], fused_activation_function="NONE")
@@ -399,23 +407,42 @@ def torch_pool_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bo
     return out
 
 
-def _pool_padding(node, hw, kernel, stride, padding, ceil_mode: bool) -> str:
-    """TFLite's VALID or SAME where it places PyTorch's windows exactly: every window
-    over the same input positions (TFLite's pooling skips out-of-bounds taps, as
-    PyTorch does for max pooling, for the padding of an average with
-    count_include_pad=False, and for the part of a ceil_mode window past the edge)."""
-    torch_out = [torch_pool_size(size, k, s, p, ceil_mode) for size, k, s, p in zip(hw, kernel, stride, padding)]
+def _window_kind(hw, kernel, stride, padding, torch_out, counts_padding: bool) -> str | None:
+    """TFLite's VALID or SAME where it places PyTorch's windows exactly: every window over
+    the same input positions (TFLite's pooling skips out-of-bounds taps, as PyTorch does
+    for max pooling, for an average's padding with count_include_pad=False, and for the
+    part of a ceil_mode window past the edge). None when neither does."""
     for kind in ("VALID", "SAME"):
         placed = [window(size, k, s, 1, kind) for size, k, s in zip(hw, kernel, stride)]
         if all(w.pad_before == p and w.out == o for w, p, o in zip(placed, padding, torch_out)):
-            return kind
-    same = [window(n, k, s, 1, "SAME") for n, k, s in zip(hw, kernel, stride)]
-    valid = [window(n, k, s, 1, "VALID").out for n, k, s in zip(hw, kernel, stride)]
-    _fail(node, f"on a {hw[0]}x{hw[1]} map, kernel {list(kernel)}, stride {list(stride)}, padding {list(padding)}"
-                f"{', ceil_mode' if ceil_mode else ''} give {_hw(torch_out)} windows padded {list(padding)} before; "
-                f"TFLite can only pool as SAME ({_hw([w.out for w in same])} windows padded "
-                f"{[w.pad_before for w in same]} before) or VALID ({_hw(valid)}, no padding): "
-                f"change padding/ceil_mode to one of these")
+            if kind == "VALID" or not counts_padding or not any(padding):
+                return kind
+    return None
+
+
+def _pad_for_windows(lw: Lowering, node: Node, x: str, kernel, stride, padding, torch_out,
+                     pad_value: str | None) -> str:
+    n, h, w, c = lw.shape(x)
+    # after: what the last window needs past the input (less, when it ends inside)
+    after = [(o - 1) * s + k - size - p for o, s, k, size, p in zip(torch_out, stride, kernel, (h, w), padding)]
+    if pad_value is None or (pad_value == "zero_point" and after != list(padding)):
+        same = [window(size, k, s, 1, "SAME") for size, k, s in zip((h, w), kernel, stride)]
+        valid = [window(size, k, s, 1, "VALID").out for size, k, s in zip((h, w), kernel, stride)]
+        _fail(node, f"on a {h}x{w} map, kernel {list(kernel)}, stride {list(stride)}, padding {list(padding)} "
+                    f"give {_hw(torch_out)} windows padded {list(padding)} before; this average can only pool "
+                    f"as TFLite's SAME ({_hw([w.out for w in same])} windows padded "
+                    f"{[w.pad_before for w in same]} before, padding not counted) or VALID ({_hw(valid)}, "
+                    f"no padding); use count_include_pad=True, or change padding/ceil_mode to one of these")
+    after = [max(a, 0) for a in after]
+    paddings = np.array([[0, 0], [padding[0], after[0]], [padding[1], after[1]], [0, 0]], np.int32)
+    out = lw.new_activation(x + "_padded", (n, h + padding[0] + after[0], w + padding[1] + after[1], c),
+                            lw.quant(x))
+    lw.nhwc.add(out)
+    inputs = [x, lw.new_const(x + "_paddings", paddings, "int32")]
+    if pad_value == "lowest":  # PADV2 with -128 on the input's own quantization
+        inputs.append(lw.new_const(x + "_pad_value", np.array([-128], np.int8), "int8", lw.quant(x)))
+    lw.emit("PADV2" if pad_value == "lowest" else "PAD", inputs, [out])
+    return out
 
 
 def _hw(sizes) -> str:
@@ -435,20 +462,19 @@ def lower_max_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     kernel = _pair(kernel)
     if dilation and any(d != 1 for d in _pair(dilation)):
         _fail(node, "dilated max pooling is not supported")
-    return _pool(lw, node, quant, "MAX_POOL_2D", kernel, _pair(stride, kernel), _pair(padding, [0]), ceil_mode)
+    return _pool(lw, node, quant, "MAX_POOL_2D", kernel, _pair(stride, kernel), _pair(padding, [0]), ceil_mode,
+                 pad_value="lowest")
 
 
 @lowers("aten.avg_pool2d.default", role="shared")
 def lower_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     args = list(node.args) + [None] * (7 - len(node.args))
     _, kernel, stride, padding, ceil_mode, count_include_pad, divisor = args
-    padding = _pair(padding, [0])
     if divisor is not None:
         _fail(node, "avg_pool2d with divisor_override is not supported")
-    if any(padding) and count_include_pad is not False:
-        _fail(node, "padded avg_pool2d must use count_include_pad=False (TFLite excludes padding)")
     kernel = _pair(kernel)
-    return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, _pair(stride, kernel), padding, ceil_mode)
+    return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, _pair(stride, kernel), _pair(padding, [0]), ceil_mode,
+                 pad_value=None if count_include_pad is False else "zero_point")
 
 
 @lowers("aten.adaptive_avg_pool2d.default", role="shared")

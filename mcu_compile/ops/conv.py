@@ -223,10 +223,14 @@ def _emit_fully_connected(site: c.Site) -> c.CodeFragment:
 
 # ---------------------------------------------------------------- the kinds
 
+def _input_zero_point(program: Program, op: Op) -> int:
+    return common.quant(program, op.inputs[0])[1]
+
+
 register(
     OpKind("CONV_2D", _window_shapes(_conv_channels), conv_2d, _emit_conv_2d, inputs=(2, 3), const_inputs=(1, 2),
            tflite=TfliteForm("Conv2DOptions", _CONV_FIELDS), scratch_bytes=_conv_scratch, label="conv",
-           check=_conv_check, table_bytes=_requant_tables(_conv_channels), takes_folded_padding=True,
+           check=_conv_check, table_bytes=_requant_tables(_conv_channels), folded_pad_value=_input_zero_point,
            residual_add_kind="CONV_2D_ADD"),
     OpKind("CONV_2D_ADD", _window_shapes(_conv_channels), None, _emit_conv_2d_add, None, inputs=(4, 4),
            const_inputs=(1, 2),
@@ -235,7 +239,7 @@ register(
     OpKind("DEPTHWISE_CONV_2D", _window_shapes(_depthwise_channels), depthwise_conv_2d, _emit_depthwise_conv_2d,
            inputs=(2, 3), const_inputs=(1, 2), label="dwconv",
            tflite=TfliteForm("DepthwiseConv2DOptions", {**_CONV_FIELDS, "depth_multiplier": 1}, zero_bias_dim=3),
-           table_bytes=_requant_tables(_depthwise_channels), takes_folded_padding=True),
+           table_bytes=_requant_tables(_depthwise_channels), folded_pad_value=_input_zero_point),
     OpKind("FULLY_CONNECTED", _fc_shapes, fully_connected, _emit_fully_connected, inputs=(2, 3), const_inputs=(1, 2),
            tflite=TfliteForm("FullyConnectedOptions", {**common.FUSED, "keep_num_dims": False}), label="fc",
            check=_fc_check, table_bytes=_requant_tables(_conv_channels)),

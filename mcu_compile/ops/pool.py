@@ -112,7 +112,8 @@ def _emit_average_pool_2d(site: c.Site) -> c.CodeFragment:
 
 register(
     OpKind("MAX_POOL_2D", _pool_shapes, max_pool_2d, _emit_max_pool_2d,
-           tflite=TfliteForm("Pool2DOptions", _POOL_FIELDS), label="maxpool"),
+           tflite=TfliteForm("Pool2DOptions", _POOL_FIELDS), label="maxpool",
+           folded_pad_value=lambda program, op: params.INT8_MIN),
     OpKind("AVERAGE_POOL_2D", _pool_shapes, average_pool_2d, _emit_average_pool_2d,
            tflite=TfliteForm("Pool2DOptions", _POOL_FIELDS), scratch_bytes=_avg_scratch, label="avgpool"),
     OpKind("MEAN", _mean_shapes, mean, None, inputs=(2, 2), const_inputs=(1,),

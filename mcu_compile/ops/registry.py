@@ -68,8 +68,11 @@ class OpKind:
     check: Callable[[Program, Op], None] | None = None  # refuses what no kernel can run
     table_bytes: Callable[[Program, Op], int] = _no_bytes  # flash beside the weights (requant tables)
     # fusions (passes/fuse.py)
-    takes_folded_padding: bool = False  # a zero-point pad op before a VALID window op may fold into it
-    folds_into_window: bool = False  # this kind is such a pad op
+    # a window kind whose kernel skips out-of-bounds taps: the pad value that skipping
+    # equals (a convolution: the input's zero point; max pooling: -128), so a pad op with
+    # that value before it may fold into it
+    folded_pad_value: Callable[[Program, Op], int] | None = None
+    pad_value: Callable[[Program, Op], int] | None = None  # a pad op: the value it pads with
     residual_add_kind: str | None = None  # the kind this op becomes with a residual add fused
     is_residual_add: bool = False  # an addition that may fuse into its producer
     uses_npu: bool = False

@@ -1,6 +1,6 @@
-"""Data movement: RESHAPE (the output is the input's bytes), TRANSPOSE, CONCATENATION and
-PAD (with the output's zero point). None of them computes: the output shares the
-input's scale and zero point."""
+"""Data movement: RESHAPE (the output is the input's bytes), TRANSPOSE, CONCATENATION,
+PAD (with the output's zero point) and PADV2 (with a constant value). None of them
+computes: the output shares the input's scale and zero point."""
 from __future__ import annotations
 
 import math
@@ -148,9 +148,22 @@ def _check_pad(program: Program, op: Op) -> None:
         raise common.unsupported(op, f"{op.kind} with negative padding is not supported")
 
 
+def _pad_value(program: Program, op: Op) -> int:
+    """PAD pads with the output's zero point (a real 0), PADV2 with its constant input."""
+    if op.kind == "PADV2":
+        return int(program.tensor(op.inputs[2]).data.reshape(-1)[0])
+    return common.quant(program, op.outputs[0])[1]
+
+
+def _check_padv2(program: Program, op: Op) -> None:
+    _check_pad(program, op)
+    value = program.tensor(op.inputs[2])
+    if value.size != 1 or value.dtype != program.tensor(op.inputs[0]).dtype:
+        raise common.unsupported(op, "PADV2 needs one constant pad value of the input's type")
+
+
 def pad(program: Program, op: Op, args: list) -> np.ndarray:
-    _, zp_out = common.quant(program, op.outputs[0])
-    return np.pad(args[0], np.asarray(args[1], dtype=np.int64), constant_values=zp_out)
+    return np.pad(args[0], np.asarray(args[1], dtype=np.int64), constant_values=_pad_value(program, op))
 
 
 def folded_padding(program: Program, op: Op) -> list[int] | None:
@@ -167,7 +180,7 @@ def _emit_pad(site: c.Site) -> c.CodeFragment:
     paddings = np.asarray(c.const_ints(site, 1)).reshape(len(shape), 2)
     dims = c.nhwc4(shape, site)
     before = (0,) * (4 - len(shape)) + tuple(int(p) for p in paddings[:, 0])
-    pad_value = site.zero_point(site.op.outputs[0])
+    pad_value = _pad_value(site.program, site.op)
     body = [f"const cmsis_nn_dims input_dims = {c.dims(dims)};",
             f"const cmsis_nn_dims pad_before = {c.dims(before)};",
             f"const cmsis_nn_dims output_dims = {c.dims(c.nhwc4(site.shape(output=True), site))};",
@@ -184,5 +197,7 @@ register(
            tflite=TfliteForm("ConcatenationOptions", {"axis": 0, **common.FUSED}), label="concat",
            check=_check_concatenation_kernel),
     OpKind("PAD", _pad_shapes, pad, _emit_pad, inputs=(2, 2), const_inputs=(1,), tflite=TfliteForm("PadOptions"),
-           check=_check_pad, folds_into_window=True),
+           check=_check_pad, pad_value=_pad_value),
+    OpKind("PADV2", _pad_shapes, pad, _emit_pad, inputs=(3, 3), const_inputs=(1, 2),
+           tflite=TfliteForm("PadV2Options"), check=_check_padv2, pad_value=_pad_value),
 )

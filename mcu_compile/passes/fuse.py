@@ -12,16 +12,15 @@ from ..ops import registry
 from ..ops.shape import folded_padding
 
 
-def fold_pads_into_convolutions(program: Program) -> Program:
-    """A zero-point PAD before a VALID window op that takes folded padding becomes that
-    op's `explicit_padding` ([top, left, bottom, right]).
-
-    The kernels skip out-of-bounds taps, which adds exactly what taps on the zero
-    point would (x - zero_point = 0), so the padded copy of the input is never built.
+def fold_pads_into_windows(program: Program) -> Program:
+    """A pad op before a VALID window op becomes that op's `explicit_padding` ([top, left,
+    bottom, right]) when it pads with the value the window's kernel stands for by skipping
+    out-of-bounds taps: a convolution's input zero point (x - zero_point = 0 adds nothing),
+    max pooling's -128 (never above a real tap). The padded copy is never built.
     """
     ops, dropped = [], set()
     for op in program.ops:
-        producer = program.producer(op.inputs[0]) if registry.of(op).takes_folded_padding else None
+        producer = program.producer(op.inputs[0]) if registry.of(op).folded_pad_value else None
         padding = _foldable_padding(program, producer, op) if producer is not None else None
         if padding is not None:
             op = replace(op, inputs=[producer.inputs[0]] + op.inputs[1:],
@@ -35,7 +34,10 @@ def fold_pads_into_convolutions(program: Program) -> Program:
 
 
 def _foldable_padding(program: Program, pad: Op, window_op: Op) -> list[int] | None:
-    if not registry.of(pad).folds_into_window or window_op.options.get("padding") != "VALID":
+    pad_value = registry.of(pad).pad_value
+    if pad_value is None or window_op.options.get("padding") != "VALID":
+        return None
+    if pad_value(program, pad) != registry.of(window_op).folded_pad_value(program, window_op):
         return None
     padded = pad.outputs[0]
     if padded in program.outputs or len(program.consumers(padded)) != 1:
