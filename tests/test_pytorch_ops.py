@@ -71,3 +71,33 @@ def test_padded_pooling(board, tmp_path):
     assert [op.kind for op in compiled.program.ops] == ["PAD", "CONV_2D", "PADV2", "MAX_POOL_2D", "PAD",
                                                       "AVERAGE_POOL_2D"]
     assert "PADV2" not in compiled.report["model"]["op_counts"]  # folded: the firmware pools in place of padding
+
+
+class KeywordSpotter1d(nn.Module):
+    """The 1-D models of audio and IMU users: conv1d (+ BatchNorm1d), depthwise conv1d with
+    padding="same", a residual add, max/avg pool1d and a global mean over time."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(6, 8, 5, stride=2, padding=2)
+        self.bn = nn.BatchNorm1d(8)
+        self.depthwise = nn.Conv1d(8, 8, 3, padding="same", groups=8)
+        self.pool = nn.MaxPool1d(3, 2, 1)
+        self.avg = nn.AvgPool1d(2)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.conv(x)))
+        y = self.avg(self.pool(torch.relu(self.depthwise(y)) + y))
+        return self.fc(y.mean(-1))
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_conv1d_models(board, tmp_path):
+    torch.manual_seed(0)
+    model = KeywordSpotter1d()
+    model.bn.running_mean.uniform_(-0.5, 0.5)
+    model.bn.running_var.uniform_(0.5, 2.0)
+    compiled = _check(model, (1, 6, 32), board, tmp_path)
+    kinds = [op.kind for op in compiled.program.ops]
+    assert kinds.count("CONV_2D") == 1 and kinds.count("DEPTHWISE_CONV_2D") == 1 and "TRANSPOSE" in kinds

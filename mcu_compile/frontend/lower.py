@@ -25,8 +25,14 @@ from .quantize import activation_bounds
 QUANTIZE = "quantized_decomposed.quantize_per_tensor.default"
 DEQUANTIZE = "quantized_decomposed.dequantize_per_tensor.default"
 DEQUANTIZE_PER_CHANNEL = "quantized_decomposed.dequantize_per_channel.default"
-NCHW_TO_NHWC = (0, 2, 3, 1)
-NHWC_TO_NCHW = (0, 3, 1, 2)
+
+def channels_last(rank: int) -> tuple[int, ...]:
+    """The permutation storing a PyTorch (N, C, spatial...) tensor channels-last."""
+    return (0, *range(2, rank), 1)
+
+
+def channels_first(rank: int) -> tuple[int, ...]:
+    return (0, rank - 1, *range(1, rank - 1))
 
 
 def _target_name(node: Node) -> str:
@@ -70,33 +76,34 @@ class Lowering:
         return self.program.tensor(name).quant
 
     def torch_shape(self, name: str) -> tuple[int, ...]:
-        """The shape PyTorch sees (NCHW for tensors stored NHWC)."""
+        """The shape PyTorch sees (NCHW / NCL for tensors stored channels-last)."""
         shape = self.shape(name)
-        return tuple(shape[i] for i in NHWC_TO_NCHW) if name in self.nhwc else shape
+        return tuple(shape[i] for i in channels_first(len(shape))) if name in self.nhwc else shape
 
     def torch_axis(self, name: str, dim: int) -> int:
         """Storage axis of a PyTorch dimension."""
         rank = len(self.shape(name))
         dim %= rank
-        return NCHW_TO_NHWC.index(dim) if name in self.nhwc else dim
+        return channels_last(rank).index(dim) if name in self.nhwc else dim
 
     def as_plain(self, name: str) -> str:
-        """The tensor in PyTorch's own dimension order (TRANSPOSE if it is NHWC)."""
+        """The tensor in PyTorch's own dimension order (TRANSPOSE if it is channels-last)."""
         if name not in self.nhwc:
             return name
         shape = self.shape(name)
-        if shape[1] == 1 and shape[2] == 1:  # 1x1 maps: NHWC and NCHW bytes are the same
+        if all(d == 1 for d in shape[1:-1]):  # 1x1 maps: both orders hold the same bytes
             out = self.new_activation(name + "_nchw", self.torch_shape(name), self.quant(name))
             self.emit("RESHAPE", [name], [out], new_shape=list(self.torch_shape(name)))
             return out
-        return self.transpose(name, NHWC_TO_NCHW, name + "_nchw")
+        return self.transpose(name, channels_first(len(shape)), name + "_nchw")
 
-    def as_nhwc(self, name: str) -> str:
+    def as_channels_last(self, name: str, rank: int = 4) -> str:
+        """The tensor stored channels-last (NHWC for 2-D ops, NLC for 1-D ones)."""
         if name in self.nhwc:
             return name
-        if len(self.shape(name)) != 4:
-            _fail(self.node, f"expects a 4-D input, got shape {self.shape(name)}")
-        out = self.transpose(name, NCHW_TO_NHWC, name + "_nhwc")
+        if len(self.shape(name)) != rank:
+            _fail(self.node, f"expects a {rank}-D input, got shape {list(self.shape(name))}")
+        out = self.transpose(name, channels_last(rank), name + "_nhwc")
         self.nhwc.add(out)
         return out
 
@@ -126,8 +133,9 @@ class Lowering:
             _fail(self.node, f"operand {data!r} is neither a tensor nor a number")
         values = np.asarray(data.detach().float() if isinstance(data, torch.Tensor) else data, np.float64)
         values = transform(values) if transform is not None else values
+        rank = len(self.shape(layout_of)) if layout_of else 0
         if layout_of in self.nhwc and values.ndim > 1:  # a NCHW-broadcast constant, e.g. (C, 1, 1)
-            values = values.reshape((1,) * (4 - values.ndim) + values.shape).transpose(NCHW_TO_NHWC)
+            values = values.reshape((1,) * (rank - values.ndim) + values.shape).transpose(channels_last(rank))
         values = values.reshape(values.shape or (1,))
         if not np.all(np.isfinite(values)):
             _fail(self.node, "a constant operand holds NaN or infinity")
@@ -183,7 +191,7 @@ class Lowering:
     def graph_input(self, node: Node, quant: Quant) -> str:
         shape = tuple(node.meta["val"].shape)
         if len(shape) == 4:
-            name = self.new_activation(node.name, [shape[i] for i in NCHW_TO_NHWC], quant)
+            name = self.new_activation(node.name, [shape[i] for i in channels_last(4)], quant)
             self.nhwc.add(name)
         else:
             name = self.new_activation(node.name, shape, quant)
@@ -212,23 +220,68 @@ def fused_activation_name(node: Node) -> str:
 
 
 # ---- one lowering per ATen op, registered with its quantization role (aten_ops.py) -----------
-@lowers("aten.conv2d.default", role="weighted")
+@lowers("aten.conv2d.default", "aten.conv2d.padding", role="weighted")
 def lower_conv2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    args = list(node.args) + [None] * (7 - len(node.args))
-    x_node, w_node, b_node, stride, padding, dilation, groups = args
-    stride, padding = stride or [1, 1], padding or [0, 0]
-    dilation, groups = dilation or [1, 1], groups or 1
-    if isinstance(padding, str):
-        _fail(node, f"string padding {padding!r}: give explicit integer padding")
-    x = lw.as_nhwc(lw.value(x_node))
+    x_node, w_node, b_node, stride, padding, dilation, groups = _conv_args(node)
     weights, w_scales = lw.constant(w_node)  # [O, I/groups, kh, kw]
+    x = lw.as_channels_last(lw.value(x_node))
+    return _convolution(lw, node, quant, fused, x, weights, w_scales, b_node, _pair(stride, [1]),
+                        padding if isinstance(padding, str) else _pair(padding, [0]), _pair(dilation, [1]), groups)
+
+
+@lowers("aten.conv1d.default", "aten.conv1d.padding", role="weighted")
+def lower_conv1d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """A 1-D convolution is a 2-D one over a 1 x L map: (N, L, C) channels-last, viewed
+    as (N, 1, L, C) by a RESHAPE that shares its bytes."""
+    x_node, w_node, b_node, stride, padding, dilation, groups = _conv_args(node)
+    weights, w_scales = lw.constant(w_node)  # [O, I/groups, k]
+    x2d = _as_2d(lw, lw.as_channels_last(lw.value(x_node), rank=3))
+    padding = padding if isinstance(padding, str) else [0, _pair(padding, [0])[0]]
+    return _as_1d(lw, _convolution(lw, node, quant, fused, x2d, weights[:, :, None, :], w_scales, b_node,
+                                   [1, _pair(stride, [1])[0]], padding, [1, _pair(dilation, [1])[0]], groups))
+
+
+def _as_2d(lw: Lowering, x: str) -> str:
+    """A channels-last (N, L, C) tensor viewed as the (N, 1, L, C) map 2-D kernels take
+    (a RESHAPE: the same bytes)."""
+    n, length, channels = lw.shape(x)
+    out = lw.new_activation(x + "_2d", (n, 1, length, channels), lw.quant(x))
+    lw.nhwc.add(out)
+    lw.emit("RESHAPE", [x], [out], new_shape=[n, 1, length, channels])
+    return out
+
+
+def _as_1d(lw: Lowering, y: str) -> str:
+    """The (N, 1, L, C) result of a 2-D kernel as the channels-last (N, L, C) tensor."""
+    n, _, length, channels = lw.shape(y)
+    out = lw.new_activation(y + "_1d", (n, length, channels), lw.quant(y))
+    lw.nhwc.add(out)
+    lw.emit("RESHAPE", [y], [out], new_shape=[n, length, channels])
+    return out
+
+
+def _conv_args(node: Node) -> list:
+    """x, weight, bias, stride, padding, dilation, groups (None where not given)."""
+    args = list(node.args) + [None] * (7 - len(node.args))
+    for i, key in enumerate(("input", "weight", "bias", "stride", "padding", "dilation", "groups")):
+        args[i] = node.kwargs.get(key, args[i])
+    return args
+
+
+def _convolution(lw: Lowering, node: Node, quant: Quant, fused: str, x: str, weights, w_scales, b_node,
+                 stride, padding, dilation, groups) -> str:
+    """CONV_2D or DEPTHWISE_CONV_2D over the NHWC tensor x; weights [O, I/groups, kh, kw]."""
+    groups = groups or 1
     out_ch, in_per_group, kh, kw = weights.shape
     in_ch = lw.shape(x)[3]
     depthwise = groups > 1 and groups == in_ch and in_per_group == 1
     if groups > 1 and not depthwise:
         _fail(node, f"grouped convolution (groups={groups}) is not supported; use groups=1 or "
                     f"depthwise (groups=in_channels)")
-    x, pad_kind = _explicit_padding(lw, x, (kh, kw), stride, padding, dilation)
+    if isinstance(padding, str):  # PyTorch's "same" (stride 1) pads as TFLite's SAME
+        pad_kind = {"same": "SAME", "valid": "VALID"}[padding]
+    else:
+        x, pad_kind = _explicit_padding(lw, x, (kh, kw), stride, padding, dilation)
     _, h, w, _ = lw.shape(x)
     oh = window(h, kh, stride[0], dilation[0], pad_kind).out
     ow = window(w, kw, stride[1], dilation[1], pad_kind).out
@@ -377,12 +430,12 @@ def lower_activation(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 
 
 def _pool(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, padding, ceil_mode=False,
-          pad_value: str | None = None) -> str:
-    """A pooling op; where TFLite's SAME/VALID cannot place PyTorch's windows, an explicit
-    pad op first and VALID windows: pad_value "lowest" pads with -128 (max pooling: never
-    above a real tap), "zero_point" with a real 0 that the average counts
-    (count_include_pad=True)."""
-    x = lw.as_nhwc(lw.value(node.args[0]))
+          pad_value: str | None = None, x: str | None = None) -> str:
+    """A pooling op over x (default: the node's input as NHWC); where TFLite's SAME/VALID
+    cannot place PyTorch's windows, an explicit pad op first and VALID windows: pad_value
+    "lowest" pads with -128 (max pooling: never above a real tap), "zero_point" with a
+    real 0 that the average counts (count_include_pad=True)."""
+    x = x or lw.as_channels_last(lw.value(node.args[0]))
     n, h, w, c = lw.shape(x)
     torch_out = [torch_pool_size(size, k, s, p, bool(ceil_mode))
                  for size, k, s, p in zip((h, w), kernel, stride, padding)]
@@ -479,7 +532,7 @@ def lower_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 
 @lowers("aten.adaptive_avg_pool2d.default", role="shared")
 def lower_adaptive_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    _, h, w, _ = lw.shape(lw.as_nhwc(lw.value(node.args[0])))
+    _, h, w, _ = lw.shape(lw.as_channels_last(lw.value(node.args[0])))
     oh, ow = _pair(node.args[1])
     if h % oh or w % ow:
         _fail(node, f"adaptive_avg_pool2d from {h}x{w} to {oh}x{ow} needs uneven windows; "
@@ -488,18 +541,47 @@ def lower_adaptive_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str
     return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, kernel, [0, 0])
 
 
+@lowers("aten.max_pool1d.default", role="shared")
+def lower_max_pool1d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    args = list(node.args) + [None] * (6 - len(node.args))
+    _, kernel, stride, padding, dilation, ceil_mode = args
+    if dilation and any(d != 1 for d in _pair(dilation)):
+        _fail(node, "dilated max pooling is not supported")
+    return _pool_1d(lw, node, quant, "MAX_POOL_2D", kernel, stride, padding, ceil_mode, "lowest")
+
+
+@lowers("aten.avg_pool1d.default", role="shared")
+def lower_avg_pool1d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    args = list(node.args) + [None] * (6 - len(node.args))
+    _, kernel, stride, padding, ceil_mode, count_include_pad = args
+    return _pool_1d(lw, node, quant, "AVERAGE_POOL_2D", kernel, stride, padding, ceil_mode,
+                    None if count_include_pad is False else "zero_point")
+
+
+def _pool_1d(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, padding, ceil_mode,
+             pad_value) -> str:
+    kernel = _pair(kernel)[0]
+    x2d = _as_2d(lw, lw.as_channels_last(lw.value(node.args[0]), rank=3))
+    return _as_1d(lw, _pool(lw, node, quant, kind, [1, kernel], [1, _pair(stride, [kernel])[0]],
+                            [0, _pair(padding, [0])[0]], ceil_mode, pad_value, x=x2d))
+
+
 @lowers("aten.mean.dim", role="shared")
 def lower_mean(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """The mean over every spatial dimension (a global average pool) of a 4-D or 3-D tensor."""
     x = lw.value(node.args[0])
-    dims = sorted(d % 4 for d in node.args[1]) if len(lw.shape(x)) == 4 else None
+    rank = len(lw.shape(x))
+    dims = sorted(d % rank for d in node.args[1]) if rank in (3, 4) else None
     keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
-    if dims != [2, 3]:
-        _fail(node, "mean is supported over the spatial dimensions (2, 3) of a 4-D tensor only")
-    _, h, w, _ = lw.shape(lw.as_nhwc(x))
-    pooled = _pool(lw, node, quant, "AVERAGE_POOL_2D", [h, w], [h, w], [0, 0])
+    if dims != list(range(2, rank)):
+        _fail(node, "mean is supported over all spatial dimensions of a 3-D or 4-D tensor only")
+    x = lw.as_channels_last(x, rank)
+    x2d = _as_2d(lw, x) if rank == 3 else x
+    _, h, w, channels = lw.shape(x2d)
+    pooled = _pool(lw, node, quant, "AVERAGE_POOL_2D", [h, w], [h, w], [0, 0], x=x2d)
     if keepdim:
-        return pooled
-    out = lw.new_activation(node.name + "_squeezed", (lw.shape(pooled)[0], lw.shape(pooled)[3]), quant)
+        return _as_1d(lw, pooled) if rank == 3 else pooled
+    out = lw.new_activation(node.name + "_squeezed", (lw.shape(pooled)[0], channels), quant)
     lw.emit("RESHAPE", [pooled], [out], new_shape=list(lw.shape(out)))
     return out
 
@@ -517,7 +599,7 @@ def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 def lower_permute(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.value(node.args[0])
     dims = [d % len(lw.shape(x)) for d in node.args[1]]
-    perm = [NCHW_TO_NHWC.index(d) for d in dims] if x in lw.nhwc else dims
+    perm = [channels_last(len(dims)).index(d) for d in dims] if x in lw.nhwc else dims
     return lw.transpose(x, perm, node.name)
 
 
