@@ -101,3 +101,33 @@ def test_conv1d_models(board, tmp_path):
     compiled = _check(model, (1, 6, 32), board, tmp_path)
     kinds = [op.kind for op in compiled.program.ops]
     assert kinds.count("CONV_2D") == 1 and kinds.count("DEPTHWISE_CONV_2D") == 1 and "TRANSPOSE" in kinds
+
+
+class ShapesAndClamps(nn.Module):
+    """unsqueeze / squeeze / transpose, clamp(0, 6) fused into a conv, clamp_min(0) into a linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):  # x: (N, 8, 8)
+        y = torch.clamp(self.conv(x.unsqueeze(1)), 0.0, 6.0)
+        y = y.mean((2, 3), keepdim=True).squeeze(-1).transpose(1, 2)  # (N, 1, 4)
+        return torch.clamp_min(self.fc(torch.cat([y, y], dim=2).squeeze(1)), 0.0)
+
+
+def test_shape_ops_and_clamps(tmp_path):
+    compiled = _check(ShapesAndClamps(), (2, 8, 8), "mps3-an547", tmp_path, steps=6)  # four rounding layers
+    kinds = [op.kind for op in compiled.program.ops]
+    fused = {op.kind: op.options.get("fused_activation_function") for op in compiled.program.ops}
+    assert fused["CONV_2D"] == "RELU6" and fused["FULLY_CONNECTED"] == "RELU"
+
+
+def test_an_unfusable_clamp_is_one_line(tmp_path):
+    class Clamp(nn.Module):
+        def forward(self, x):
+            return torch.clamp(x, -2.0, 2.0)
+
+    with pytest.raises(mcu_compile.McuCompileError, match=r"clamping to \[-2.0, 2.0\] is supported right after"):
+        mcu_compile.compile(Clamp(), (torch.randn(1, 4),), out_dir=tmp_path / "fw")

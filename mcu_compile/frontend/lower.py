@@ -214,9 +214,10 @@ class Lowering:
         return values.numpy(), scales.numpy().astype(np.float64)
 
 
-def fused_activation_name(node: Node) -> str:
+def fused_activation_name(node: Node) -> str | None:
+    """TFLite's fused activation with the node's bounds; None when TFLite has none."""
     return {(0.0, float("inf")): "RELU", (0.0, 6.0): "RELU6",
-            (-1.0, 1.0): "RELU_N1_TO_1"}[activation_bounds(node)]
+            (-1.0, 1.0): "RELU_N1_TO_1"}.get(activation_bounds(node))
 
 
 # ---- one lowering per ATen op, registered with its quantization role (aten_ops.py) -----------
@@ -415,12 +416,15 @@ def lower_sigmoid(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
-@lowers("aten.relu.default", "aten.relu6.default", "aten.hardtanh.default", role="activation")
+@lowers("aten.relu.default", "aten.relu6.default", "aten.hardtanh.default", "aten.clamp.default",
+        "aten.clamp_min.default", "aten.clamp_max.default", role="activation")
 def lower_activation(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    """A relu/relu6 that could not be fused: its own op, which also rescales."""
+    """A relu/relu6/hardtanh/clamp that could not be fused: its own op, which also rescales."""
     kind = {"RELU": "RELU", "RELU6": "RELU6"}.get(fused_activation_name(node))
     if kind is None:
-        _fail(node, "a standalone hardtanh other than (0, 6) is not supported; fuse it after a conv/linear/add")
+        low, high = activation_bounds(node)
+        _fail(node, f"clamping to [{low}, {high}] is supported right after a conv, linear or add when the "
+                    f"bounds are (0, inf), (0, 6) or (-1, 1), and on its own for (0, inf) and (0, 6)")
     x = lw.value(node.args[0])
     out = lw.new_activation(node.name, lw.shape(x), quant)
     if x in lw.nhwc:
@@ -586,7 +590,8 @@ def lower_mean(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
-@lowers("aten.flatten.using_ints", "aten.view.default", "aten.reshape.default", role="shared")
+@lowers("aten.flatten.using_ints", "aten.view.default", "aten.reshape.default", "aten.squeeze.dim",
+        "aten.squeeze.dims", "aten.squeeze.default", "aten.unsqueeze.default", "aten.unflatten.int", role="shared")
 def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.as_plain(lw.value(node.args[0]))
     new_shape = tuple(node.meta["val"].shape)
@@ -595,10 +600,16 @@ def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
-@lowers("aten.permute.default", role="shared")
+@lowers("aten.permute.default", "aten.transpose.int", role="shared")
 def lower_permute(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.value(node.args[0])
-    dims = [d % len(lw.shape(x)) for d in node.args[1]]
+    rank = len(lw.shape(x))
+    if aten_name(node.target) == "aten.transpose.int":  # swap two dimensions
+        dims = list(range(rank))
+        a, b = node.args[1] % rank, node.args[2] % rank
+        dims[a], dims[b] = dims[b], dims[a]
+    else:
+        dims = [d % rank for d in node.args[1]]
     perm = [channels_last(len(dims)).index(d) for d in dims] if x in lw.nhwc else dims
     return lw.transpose(x, perm, node.name)
 

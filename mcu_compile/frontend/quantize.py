@@ -74,15 +74,22 @@ def fused_activation_of(node: Node) -> Node | None:
 
 
 def activation_bounds(node: Node) -> tuple[float, float]:
-    """(low, high) of relu (0, inf), relu6 (0, 6) or hardtanh(min_val=-1, max_val=1)."""
+    """(low, high) of relu (0, inf), relu6 (0, 6), hardtanh (default -1, 1) and clamp,
+    clamp_min, clamp_max (an absent bound is infinite)."""
     name = aten_name(node.target)
     if name == "aten.relu.default":
         return 0.0, float("inf")
     if name == "aten.relu6.default":
         return 0.0, 6.0
-    low = node.args[1] if len(node.args) > 1 else node.kwargs.get("min_val", -1.0)
-    high = node.args[2] if len(node.args) > 2 else node.kwargs.get("max_val", 1.0)
-    return float(low), float(high)
+    if name == "aten.hardtanh.default":
+        low = node.args[1] if len(node.args) > 1 else node.kwargs.get("min_val", -1.0)
+        high = node.args[2] if len(node.args) > 2 else node.kwargs.get("max_val", 1.0)
+        return float(low), float(high)
+    bounds = list(node.args[1:3]) + [None] * (3 - len(node.args))
+    if name == "aten.clamp_max.default":
+        bounds = [None, node.args[1]]
+    low, high = (node.kwargs.get(key, bound) for key, bound in zip(("min", "max"), bounds))
+    return (float("-inf") if low is None else float(low)), (float("inf") if high is None else float(high))
 
 
 def is_fusable_activation(node: Node) -> bool:
