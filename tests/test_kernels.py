@@ -16,7 +16,6 @@ import pytest
 from kernel_harness import (INPUT_SETS, KERNEL_SOURCES, KERNELS, Builder, assert_matches_reference_and_tflm,
                             compile_c, model_source, quant, random_inputs, run_c)
 from mcu_compile.codegen.emit import emit_op
-from mcu_compile.errors import UnsupportedOpError
 from mcu_compile.ir.program import Op, Program, Tensor
 from mcu_compile.ops.params import window
 from mcu_compile.ops.registry import scratch_bytes
@@ -273,8 +272,3 @@ def test_kernels_and_generated_code_build_for_cortex_m(tmp_path):
     with ThreadPoolExecutor() as pool:
         list(pool.map(compile_c, jobs))
 
-
-def test_unsupported_op_is_reported():
-    program = _same_quant("MEAN", (1, 3, 4, 5), (1, 1, 1, 5), [[1, 2]], keep_dims=True)
-    with pytest.raises(UnsupportedOpError, match="no C kernel for MEAN"):
-        emit_op(program, program.ops[0], str, None, "op0")

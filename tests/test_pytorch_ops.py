@@ -131,3 +131,50 @@ def test_an_unfusable_clamp_is_one_line(tmp_path):
 
     with pytest.raises(mcu_compile.McuCompileError, match=r"clamping to \[-2.0, 2.0\] is supported right after"):
         mcu_compile.compile(Clamp(), (torch.randn(1, 4),), out_dir=tmp_path / "fw")
+
+
+class SliceResizeReduce(nn.Module):
+    """Slicing and select (STRIDED_SLICE), nn.Upsample nearest and bilinear (RESIZE_*), the
+    sum, max and mean over channels (SUM, REDUCE_MAX, MEAN): a small U-Net-like decoder."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.smooth = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.head = nn.Conv2d(11, 4, 1)
+
+    def forward(self, x):
+        y = torch.relu(self.down(x))
+        skip = torch.cat([self.up(y[:, :4]), self.smooth(y[:, 4:]), x], dim=1)
+        z = self.head(skip)
+        return z[:, :, 1:-1:2], z.sum(1), z.amax(1), z.mean(1), z[:, 2]
+
+
+def test_slicing_resize_and_reductions(tmp_path):
+    compiled = _check(SliceResizeReduce(), (1, 3, 8, 8), "mps3-an547", tmp_path, steps=4)
+    kinds = {op.kind for op in compiled.program.ops}
+    assert {"STRIDED_SLICE", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "SUM", "REDUCE_MAX", "MEAN"} <= kinds
+
+
+class Activations(nn.Module):
+    """tanh, hardswish (MobileNetV3), leaky_relu, elu, abs through 256-entry tables; a - b and
+    1 - x (SUB)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x)
+        gate = 1 - torch.tanh(a)
+        mixed = nn.functional.hardswish(a - b) + nn.functional.leaky_relu(b, 0.2)
+        return gate, mixed, nn.functional.elu(b).abs()
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_activations_and_sub(board, tmp_path):
+    compiled = _check(Activations(), (1, 3, 8, 8), board, tmp_path, steps=4)
+    kinds = {op.kind for op in compiled.program.ops}
+    assert {"TANH", "HARD_SWISH", "LEAKY_RELU", "ELU", "ABS", "SUB"} <= kinds

@@ -174,6 +174,21 @@ arm_cmsis_nn_status mcu_maximum_minimum_s8(const int8_t *input_1_vect,
                                            const cmsis_nn_dims *output_dims,
                                            const int32_t maximum);
 
+/**
+ * SUB (squared == 0) or SQUARED_DIFFERENCE (squared != 0) of two int8 tensors with
+ * broadcasting over 4D NHWC shapes, as mcu_broadcast_add_s8. quant holds ADD's rescaling
+ * (SUB: left_shift 20; SQUARED_DIFFERENCE: left_shift 7, the output multiplier applied
+ * to the squared difference); the second input's rescaled value is subtracted.
+ */
+arm_cmsis_nn_status mcu_sub_s8(const int8_t *input_1_vect,
+                               const cmsis_nn_dims *input_1_dims,
+                               const int8_t *input_2_vect,
+                               const cmsis_nn_dims *input_2_dims,
+                               const mcu_add_quant *quant,
+                               int8_t *output,
+                               const cmsis_nn_dims *output_dims,
+                               const int32_t squared);
+
 /* ---- Pooling ------------------------------------------------------------ */
 
 /** Max pooling; filter_dims->h/w is the window. Padded taps are skipped. */
@@ -290,6 +305,67 @@ arm_cmsis_nn_status mcu_relu6_s8(const int8_t *input,
  * TFLite integer definition, e.g. LOGISTIC's). May run in place.
  */
 arm_cmsis_nn_status mcu_lut_s8(const int8_t *input, int8_t *output, const int32_t size, const int8_t table[256]);
+
+/* ---- Gathers, reductions, resizing (not in CMSIS-NN) ------------------------ */
+
+/**
+ * Copies input[i_n][i_h][i_w][i_c] to output[n][h][w][c] where, per axis, the input index
+ * i is index[k][position] or, when index[k] is NULL, begin.k + position (k = 0..3 for
+ * n, h, w, c; an innermost NULL axis is one memcpy per row). Strided and plain slices,
+ * split outputs, mirror padding and nearest-neighbour resizing are such gathers.
+ */
+arm_cmsis_nn_status mcu_gather_axes_s8(const int8_t *input,
+                                       const cmsis_nn_dims *input_dims,
+                                       const cmsis_nn_dims *begin,
+                                       const int32_t *const index[4],
+                                       const cmsis_nn_dims *output_dims,
+                                       int8_t *output);
+
+/** What mcu_reduce_s8 computes per output value. */
+typedef enum
+{
+    MCU_REDUCE_SUM, /* the sum, rescaled by mcu_reduce_quant (TFLite MEAN and SUM) */
+    MCU_REDUCE_MAX,
+    MCU_REDUCE_MIN
+} mcu_reduce_op;
+
+/** MEAN/SUM: output = clamp(output_offset + requantize(sum + sum_offset, multiplier, shift)). */
+typedef struct
+{
+    int32_t sum_offset; /* -input zero point * values summed per output */
+    int32_t multiplier;
+    int32_t shift;
+    int32_t output_offset;
+} mcu_reduce_quant;
+
+/**
+ * Reduction over any axes. The input has num_axes (at most 8) axes of the given sizes,
+ * outermost first; out_strides[k] is axis k's stride in the output, 0 along the reduced
+ * axes (the innermost axis: 1 or 0). ctx->buf holds one int32 per output value.
+ * quant: MCU_REDUCE_SUM only (NULL otherwise); MAX and MIN keep the input's quantization.
+ */
+arm_cmsis_nn_status mcu_reduce_s8(const cmsis_nn_context *ctx,
+                                  const int8_t *input,
+                                  const int32_t *sizes,
+                                  const int32_t *out_strides,
+                                  const int32_t num_axes,
+                                  const mcu_reduce_op op,
+                                  const mcu_reduce_quant *quant,
+                                  const int32_t output_size,
+                                  int8_t *output);
+
+/**
+ * Bilinear resize of an NHWC tensor, TFLite's integer algorithm: scale_h and scale_w are
+ * the input/output size ratios in 1/1024 (ResizeBilinearInteger's), half_pixel_centers
+ * 0 or 1. The output shares the input's quantization.
+ */
+arm_cmsis_nn_status mcu_resize_bilinear_s8(const int8_t *input,
+                                           const cmsis_nn_dims *input_dims,
+                                           const int32_t scale_h,
+                                           const int32_t scale_w,
+                                           const int32_t half_pixel_centers,
+                                           const cmsis_nn_dims *output_dims,
+                                           int8_t *output);
 
 #ifdef __cplusplus
 }

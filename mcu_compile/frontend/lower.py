@@ -356,16 +356,17 @@ ELEMENTWISE_KINDS = {"aten.add.Tensor": "ADD", "aten.mul.Tensor": "MUL", "aten.m
                      "aten.neg.default": "MUL"}
 
 
-def _elementwise(lw: Lowering, node: Node, quant: Quant, a: str, b: str, **options) -> str:
+def _elementwise(lw: Lowering, node: Node, quant: Quant, a: str, b: str, kind: str | None = None, **options) -> str:
     """Two operands broadcast with numpy's rules, in one layout (NHWC if both activations
     are; a constant operand was made in its partner's layout)."""
-    if (a in lw.nhwc) != (b in lw.nhwc) and not lw.program.tensor(b).is_const:
+    constant = lw.program.tensor(a).is_const or lw.program.tensor(b).is_const
+    if (a in lw.nhwc) != (b in lw.nhwc) and not constant:
         a, b = lw.as_plain(a), lw.as_plain(b)
     shape = np.broadcast_shapes(lw.shape(a), lw.shape(b))
     out = lw.new_activation(node.name, shape, quant)
-    if a in lw.nhwc:
+    if a in lw.nhwc or b in lw.nhwc:
         lw.nhwc.add(out)
-    lw.emit(ELEMENTWISE_KINDS[aten_name(node.target)], [a, b], [out], **options)
+    lw.emit(kind or ELEMENTWISE_KINDS[aten_name(node.target)], [a, b], [out], **options)
     return out
 
 
@@ -380,16 +381,21 @@ def lower_binary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return _elementwise(lw, node, quant, a, lw.operand(second, a), fused_activation_function=fused)
 
 
-@lowers("aten.sub.Tensor", "aten.div.Tensor", "aten.neg.default", role="binary")
-def lower_arithmetic_with_constant(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    """x - c as ADD of -c, x / c as MUL by 1/c, -x as MUL by -1."""
+@lowers("aten.sub.Tensor", "aten.rsub.Scalar", "aten.div.Tensor", "aten.neg.default", role="binary")
+def lower_arithmetic(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """a - b (SUB), x - c as ADD of -c, c - x as SUB, x / c as MUL by 1/c, -x as MUL by -1."""
     name = aten_name(node.target)
     if node.kwargs.get("alpha", 1) != 1 or node.kwargs.get("rounding_mode") is not None:
         _fail(node, "alpha and rounding_mode are not supported")
     x = lw.value(node.args[0])
     other = node.args[1] if len(node.args) > 1 else 1.0
-    if isinstance(other, Node) and other.op != "get_attr":
-        _fail(node, "only with a constant operand (a number or a tensor of the module) for now")
+    constant = not isinstance(other, Node) or other.op == "get_attr"
+    if name == "aten.rsub.Scalar":  # other - x
+        return _elementwise(lw, node, quant, lw.operand(other, x), x, kind="SUB", fused_activation_function=fused)
+    if name == "aten.sub.Tensor" and not constant:
+        return _elementwise(lw, node, quant, x, lw.value(other), kind="SUB", fused_activation_function=fused)
+    if not constant:
+        _fail(node, "dividing by an activation is not supported; divide by a constant")
     transform = {"aten.sub.Tensor": np.negative, "aten.div.Tensor": _reciprocal,
                  "aten.neg.default": np.negative}[name]
     return _elementwise(lw, node, quant, x, lw.operand(other, x, transform), fused_activation_function=fused)
@@ -406,13 +412,28 @@ def lower_maximum_minimum(lw: Lowering, node: Node, quant: Quant, fused: str) ->
     return _elementwise(lw, node, quant, *(lw.value(arg) for arg in node.args[:2]))
 
 
+UNARY_KINDS = {"aten.sigmoid.default": "LOGISTIC", "aten.tanh.default": "TANH",
+               "aten.hardswish.default": "HARD_SWISH", "aten.leaky_relu.default": "LEAKY_RELU",
+               "aten.elu.default": "ELU", "aten.abs.default": "ABS", "aten.rsqrt.default": "RSQRT"}
+
+
 @lowers("aten.sigmoid.default", role="unit_output")
-def lower_sigmoid(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+@lowers("aten.tanh.default", role="symmetric_unit_output")
+@lowers("aten.hardswish.default", "aten.leaky_relu.default", "aten.elu.default", "aten.abs.default",
+        "aten.rsqrt.default", role="unary")
+def lower_unary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """An elementwise function of one int8 value (a 256-entry table in firmware)."""
+    name = aten_name(node.target)
+    options = {}
+    if name == "aten.leaky_relu.default":
+        options["alpha"] = float(node.args[1] if len(node.args) > 1 else node.kwargs.get("negative_slope", 0.01))
+    if name == "aten.elu.default" and any(float(v) != 1.0 for v in list(node.args[1:4]) + list(node.kwargs.values())):
+        _fail(node, "ELU with alpha, scale or input_scale other than 1 is not supported (TFLite's ELU has none)")
     x = lw.value(node.args[0])
     out = lw.new_activation(node.name, lw.shape(x), quant)
     if x in lw.nhwc:
         lw.nhwc.add(out)
-    lw.emit("LOGISTIC", [x], [out])
+    lw.emit(UNARY_KINDS[name], [x], [out], **options)
     return out
 
 
@@ -572,13 +593,14 @@ def _pool_1d(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, 
 
 @lowers("aten.mean.dim", role="shared")
 def lower_mean(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    """The mean over every spatial dimension (a global average pool) of a 4-D or 3-D tensor."""
+    """The mean over every spatial dimension of a 3-D or 4-D tensor is a global average pool;
+    over other dimensions, TFLite's MEAN."""
     x = lw.value(node.args[0])
     rank = len(lw.shape(x))
     dims = sorted(d % rank for d in node.args[1]) if rank in (3, 4) else None
     keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
-    if dims != list(range(2, rank)):
-        _fail(node, "mean is supported over all spatial dimensions of a 3-D or 4-D tensor only")
+    if dims != list(range(2, rank)):  # not a global average pool: TFLite's MEAN
+        return _reduce(lw, node, quant, "MEAN")
     x = lw.as_channels_last(x, rank)
     x2d = _as_2d(lw, x) if rank == 3 else x
     _, h, w, channels = lw.shape(x2d)
@@ -597,6 +619,92 @@ def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     new_shape = tuple(node.meta["val"].shape)
     out = lw.new_activation(node.name, new_shape, quant)
     lw.emit("RESHAPE", [x], [out], new_shape=list(new_shape))
+    return out
+
+
+@lowers("aten.slice.Tensor", "aten.narrow.default", role="shared")
+def lower_slice(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """x[..., start:end:step, ...] along one dimension: STRIDED_SLICE, in x's own layout."""
+    x = lw.value(node.args[0])
+    args = list(node.args) + [None] * (5 - len(node.args))
+    if aten_name(node.target) == "aten.narrow.default":
+        _, dim, start, length = args[:4]
+        end, step = start + length, 1
+    else:
+        _, dim, start, end, step = args
+    axis = lw.torch_axis(x, dim or 0)
+    size = lw.shape(x)[axis]
+    start, end, step = slice(start, end, step or 1).indices(size)
+    begin = [0] * len(lw.shape(x))
+    stop, strides = list(lw.shape(x)), [1] * len(begin)
+    begin[axis], stop[axis], strides[axis] = start, end, step
+    return _strided_slice(lw, node, quant, x, begin, stop, strides)
+
+
+@lowers("aten.select.int", role="shared")
+def lower_select(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """x[..., i, ...]: STRIDED_SLICE dropping the dimension (shrink_axis_mask), in PyTorch's order."""
+    x = lw.as_plain(lw.value(node.args[0]))
+    axis = node.args[1] % len(lw.shape(x))
+    index = node.args[2] % lw.shape(x)[axis]
+    begin, stop = [0] * len(lw.shape(x)), list(lw.shape(x))
+    begin[axis], stop[axis] = index, index + 1
+    return _strided_slice(lw, node, quant, x, begin, stop, [1] * len(begin), shrink_axis_mask=1 << axis)
+
+
+def _strided_slice(lw: Lowering, node: Node, quant: Quant, x: str, begin, end, strides, **options) -> str:
+    shape = [max(0, -(-(e - b) // s)) for b, e, s in zip(begin, end, strides)]
+    shape = [d for i, d in enumerate(shape) if not options.get("shrink_axis_mask", 0) >> i & 1]
+    out = lw.new_activation(node.name, shape, quant)
+    if x in lw.nhwc and len(shape) == len(lw.shape(x)):
+        lw.nhwc.add(out)
+    consts = [lw.new_const(f"{node.name}_{what}", np.array(v, np.int32), "int32")
+              for what, v in (("begin", begin), ("end", end), ("strides", strides))]
+    lw.emit("STRIDED_SLICE", [x, *consts], [out], **options)
+    return out
+
+
+@lowers("aten.upsample_nearest2d.vec", "aten.upsample_nearest2d.default", "aten.upsample_bilinear2d.vec",
+        "aten.upsample_bilinear2d.default", role="shared")
+def lower_upsample(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """F.interpolate / nn.Upsample, nearest (PyTorch's floor(i * in / out): TFLite with both
+    flags off) or bilinear (align_corners, else TFLite's half_pixel_centers)."""
+    x = lw.as_channels_last(lw.value(node.args[0]))
+    n, _, _, channels = lw.shape(x)
+    height, width = tuple(node.meta["val"].shape)[2:]
+    if "bilinear" in aten_name(node.target):
+        corners = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("align_corners", False))
+        kind, options = "RESIZE_BILINEAR", {"align_corners": corners, "half_pixel_centers": not corners}
+    else:
+        kind, options = "RESIZE_NEAREST_NEIGHBOR", {"align_corners": False, "half_pixel_centers": False}
+    out = lw.new_activation(node.name, (n, height, width, channels), quant)
+    lw.nhwc.add(out)
+    size = lw.new_const(node.name + "_size", np.array([height, width], np.int32), "int32")
+    lw.emit(kind, [x, size], [out], **options)
+    return out
+
+
+@lowers("aten.sum.dim_IntList", role="activation")
+def lower_sum(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    return _reduce(lw, node, quant, "SUM")
+
+
+@lowers("aten.amax.default", role="shared")
+def lower_amax(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    return _reduce(lw, node, quant, "REDUCE_MAX")
+
+
+def _reduce(lw: Lowering, node: Node, quant: Quant, kind: str) -> str:
+    """A reduction over PyTorch dims, on x's storage axes (the result in PyTorch's order)."""
+    x = lw.as_plain(lw.value(node.args[0]))
+    rank = len(lw.shape(x))
+    dims = node.args[1] if len(node.args) > 1 and node.args[1] is not None else list(range(rank))
+    dims = sorted({d % rank for d in ([dims] if isinstance(dims, int) else dims)})
+    keepdim = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+    shape = [1 if i in dims else d for i, d in enumerate(lw.shape(x)) if keepdim or i not in dims]
+    out = lw.new_activation(node.name, shape, quant)
+    axes = lw.new_const(node.name + "_axes", np.array(dims, np.int32), "int32")
+    lw.emit(kind, [x, axes], [out], keep_dims=keepdim)
     return out
 
 

@@ -42,6 +42,10 @@ WEIGHT = QuantizationSpec(
 UNIT_OUTPUT = FixedQParamsQuantizationSpec(
     dtype=torch.int8, scale=1.0 / 256.0, zero_point=-128, quant_min=-128, quant_max=127,
     qscheme=torch.per_tensor_affine)
+# output in (-1, 1): TFLite's int8 TANH writes scale 1/128, zero point 0
+SYMMETRIC_UNIT_OUTPUT = FixedQParamsQuantizationSpec(
+    dtype=torch.int8, scale=1.0 / 128.0, zero_point=0, quant_min=-128, quant_max=127,
+    qscheme=torch.per_tensor_affine)
 FUSABLE_PRODUCERS = ("weighted", "binary")
 
 
@@ -96,6 +100,11 @@ def is_fusable_activation(node: Node) -> bool:
     return activation_bounds(node) in ((0.0, float("inf")), (0.0, 6.0), (-1.0, 1.0))
 
 
+def _has_fixed_output(node: Node) -> bool:
+    annotation = node.meta.get("quantization_annotation")
+    return annotation is not None and isinstance(annotation.output_qspec, FixedQParamsQuantizationSpec)
+
+
 class McuQuantizer(Quantizer):
     """Annotates an exported graph with TFLite-compatible int8 quantization."""
 
@@ -112,6 +121,10 @@ class McuQuantizer(Quantizer):
 
     @staticmethod
     def _set(node: Node, inputs: dict, output) -> None:
+        # an activation input read straight from a fixed-scale output (softmax, sigmoid,
+        # tanh) keeps that scale: a second observer would need a requantizing op between
+        inputs = {arg: SharedQuantizationSpec(arg) if spec is ACTIVATION and _has_fixed_output(arg) else spec
+                  for arg, spec in inputs.items()}
         node.meta["quantization_annotation"] = QuantizationAnnotation(
             input_qspec_map=inputs, output_qspec=output, _annotated=True)
 
@@ -154,6 +167,12 @@ class McuQuantizer(Quantizer):
 
     def _annotate_unit_output(self, node: Node) -> None:
         self._set(node, {node.args[0]: ACTIVATION}, UNIT_OUTPUT)
+
+    def _annotate_symmetric_unit_output(self, node: Node) -> None:
+        self._set(node, {node.args[0]: ACTIVATION}, SYMMETRIC_UNIT_OUTPUT)
+
+    def _annotate_unary(self, node: Node) -> None:
+        self._set(node, {node.args[0]: ACTIVATION}, ACTIVATION)
 
     def _annotate_identity(self, node: Node) -> None:
         self._set(node, {node.args[0]: ACTIVATION}, SharedQuantizationSpec((node.args[0], node)))

@@ -362,7 +362,7 @@ def _options_from_tfl(kind: str, options) -> dict:
                 raise UnsupportedOpError(f"{kind}: {key} value {value} is not supported; "
                                          f"use one of {', '.join(_ENUMS[key])}")
             value = names[value]
-        elif key == "new_shape":
+        elif key == "new_shape" or isinstance(default, list):  # new_shape, squeeze_dims
             value = [int(d) for d in value]
         elif isinstance(default, bool):
             value = bool(value)

@@ -1,10 +1,12 @@
 """Activations: RELU and RELU6 (standalone; fused ones are the producer's clamp), SOFTMAX
-(over the last axis) and LOGISTIC (sigmoid). SOFTMAX and LOGISTIC output int8 with
-scale 1/256 and zero point -128; both follow gemmlowp's fixed-point exp. LOGISTIC
-runs in firmware as a 256-entry table computed here from the same integer definition."""
+(over the last axis), LOGISTIC (sigmoid) and TANH. SOFTMAX and LOGISTIC output int8 with
+scale 1/256 and zero point -128, TANH with scale 1/128 and zero point 0; the three follow
+gemmlowp's fixed-point exp. LOGISTIC and TANH run in firmware as 256-entry tables computed
+from the same integer definition (lut.py); the other table kinds are there."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,8 +14,9 @@ import numpy as np
 from ..codegen import c_text as c
 from ..ir.program import Op, Program
 from . import common, params
-from .quant_math import (INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier as mbqm, quantize_multiplier,
+from .quant_math import (INT32_MAX, multiply_by_quantized_multiplier as mbqm, quantize_multiplier,
                          rounding_divide_by_pot as rdbp, saturating_rounding_doubling_high_mul as srdhm)
+from .lut import saturating_shift_left, table_kind
 from .registry import OpKind, TfliteForm, register
 
 
@@ -82,10 +85,6 @@ def softmax_params(program: Program, op: Op) -> SoftmaxParams:
 
 # ---------------------------------------------------------------- softmax (gemmlowp fixed point)
 
-def _saturating_shift_left(x: np.ndarray, exponent: int) -> np.ndarray:
-    return np.clip(x * (1 << exponent), INT32_MIN, INT32_MAX)
-
-
 def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
     """exp(a) for Q0.31 a in [-1/4, 0): Taylor series around -1/8."""
     exp_minus_one_eighth, one_third = 1895147668, 715827883
@@ -107,7 +106,7 @@ def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
     one_quarter = 1 << (fractional_bits - 2)
     a_mod_quarter_minus_quarter = (a & (one_quarter - 1)) - one_quarter
     result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
-        _saturating_shift_left(a_mod_quarter_minus_quarter, integer_bits))
+        saturating_shift_left(a_mod_quarter_minus_quarter, integer_bits))
     remainder = a_mod_quarter_minus_quarter - a
     for exponent, multiplier in _EXP_BARREL:
         if integer_bits > exponent:
@@ -115,15 +114,25 @@ def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
     return np.where(a == 0, INT32_MAX, result)
 
 
-def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
-    """gemmlowp Newton-Raphson 1/(1+a) for Q0.31 a in [0, 1); result Q0.31."""
+def _two_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's Newton-Raphson division for Q0.31 a in [0, 1): 1 / ((1 + a) / 2), Q2.29."""
     total = a + INT32_MAX
     half_denominator = (total + np.where(total >= 0, 1, -1)) // 2  # RoundingHalfSum; total >= 0
     x = 1515870810 + srdhm(half_denominator, -1010580540)  # Q2.29: 48/17 - 32/17 * d
     for _ in range(3):
         one_minus_dx = (1 << 29) - srdhm(half_denominator, x)
-        x = x + _saturating_shift_left(srdhm(x, one_minus_dx), 2)
-    return _saturating_shift_left(x, 1)
+        x = x + saturating_shift_left(srdhm(x, one_minus_dx), 2)
+    return x
+
+
+def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """gemmlowp 1/(1+a) for Q0.31 a in [0, 1); result Q0.31."""
+    return saturating_shift_left(_two_over_one_plus_x_for_x_in_0_1(a), 1)
+
+
+def _one_minus_x_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """gemmlowp (1-a)/(1+a) for Q0.31 a in [0, 1); result Q0.31."""
+    return saturating_shift_left(_two_over_one_plus_x_for_x_in_0_1(a) - (1 << 29), 2)
 
 
 def softmax(program: Program, op: Op, args: list) -> np.ndarray:
@@ -156,72 +165,81 @@ def _emit_softmax(site: c.Site) -> c.CodeFragment:
     return c.CodeFragment([], [c.block(site, summary, body)])
 
 
-# ---------------------------------------------------------------- LOGISTIC
+# ---------------------------------------------------------------- LOGISTIC, TANH
 
-LOGISTIC_INPUT_INTEGER_BITS = 4  # the input is rescaled to Q4.27
+Q4_INPUT_INTEGER_BITS = 4  # the input is rescaled to Q4.27
 
 
 @dataclass(frozen=True)
-class LogisticParams:
+class Q4InputParams:
     input_zero_point: int
     input_range_radius: int  # |x - zero point| at or past it saturates
     input_multiplier: int
     input_left_shift: int
 
 
-def logistic_params(program: Program, op: Op) -> LogisticParams:
-    """TFLite Micro's int8 LOGISTIC Prepare: input scale * 2**27 as multiplier and shift."""
+def q4_input_params(program: Program, op: Op) -> Q4InputParams:
+    """TFLite Micro's int8 LOGISTIC and TANH Prepare (the same): input scale * 2**27 as
+    multiplier and shift."""
     s_in, zp_in = common.quant(program, op.inputs[0])
-    bits = LOGISTIC_INPUT_INTEGER_BITS
+    bits = Q4_INPUT_INTEGER_BITS
     multiplier, left_shift = quantize_multiplier(s_in * (1 << (31 - bits)))
     radius = math.floor(math.ldexp(((1 << bits) - 1) * (1 << (31 - bits)), -left_shift))
-    return LogisticParams(zp_in, radius, multiplier, left_shift)
+    return Q4InputParams(zp_in, radius, multiplier, left_shift)
 
 
 def _logistic_q0(a: np.ndarray) -> np.ndarray:
     """gemmlowp logistic: Q4.27 -> Q0.31, through 1 / (1 + exp(-|a|))."""
     negative = a < 0
     positive = _one_over_one_plus_x_for_x_in_0_1(
-        _exp_on_negative_values(-np.abs(a), LOGISTIC_INPUT_INTEGER_BITS))
+        _exp_on_negative_values(-np.abs(a), Q4_INPUT_INTEGER_BITS))
     result = np.where(negative, INT32_MAX - positive, positive)
     return np.where(a == 0, 1 << 30, result)
 
 
-def logistic_values(p: LogisticParams, x: np.ndarray) -> np.ndarray:
-    """TFLite's reference_integer_ops::Logistic on int8 values."""
+def _tanh_q0(a: np.ndarray) -> np.ndarray:
+    """gemmlowp tanh: Q4.27 -> Q0.31, through (1 - exp(-2|a|)) / (1 + exp(-2|a|)); -2|a| is
+    the same raw value read as Q5.26."""
+    magnitude = _one_minus_x_over_one_plus_x_for_x_in_0_1(
+        _exp_on_negative_values(-np.abs(a), Q4_INPUT_INTEGER_BITS + 1))
+    return np.where(a == 0, 0, np.where(a < 0, -magnitude, magnitude))
+
+
+def _q4_activation(program: Program, op: Op, x: np.ndarray, function: Callable[[np.ndarray], np.ndarray],
+                   output_bits: int, output_offset: int) -> np.ndarray:
+    """TFLite's reference_integer_ops Logistic and Tanh on int8 values: x - zero point
+    rescaled to Q4.27, `function` (Q4.27 -> Q0.31), the result rounded to `output_bits`
+    fractional bits plus output_offset; inputs at or past the radius saturate."""
+    p = q4_input_params(program, op)
     centered = x.astype(np.int64) - p.input_zero_point
     rescaled = mbqm(np.clip(centered, 1 - p.input_range_radius, p.input_range_radius - 1),
                     p.input_multiplier, p.input_left_shift)
-    out = np.clip(rdbp(_logistic_q0(rescaled), 31 - 8) - 128, params.INT8_MIN, params.INT8_MAX)
+    out = np.clip(rdbp(function(rescaled), 31 - output_bits) + output_offset, params.INT8_MIN, params.INT8_MAX)
     return np.where(centered <= -p.input_range_radius, params.INT8_MIN,
                     np.where(centered >= p.input_range_radius, params.INT8_MAX, out))
 
 
 def logistic(program: Program, op: Op, args: list) -> np.ndarray:
-    return logistic_values(logistic_params(program, op), args[0])
+    return _q4_activation(program, op, args[0], _logistic_q0, 8, -128)
 
 
-def _check_logistic(program: Program, op: Op) -> None:
-    if common.quant(program, op.outputs[0]) != (1 / 256, -128):
-        raise common.unsupported(op, f"int8 {op.kind} needs the output scale 1/256 and zero point -128 "
-                                     f"(TFLite's), got {common.quant(program, op.outputs[0])}")
+def tanh(program: Program, op: Op, args: list) -> np.ndarray:
+    return _q4_activation(program, op, args[0], _tanh_q0, 7, 0)
 
 
-def _emit_logistic(site: c.Site) -> c.CodeFragment:
-    table = logistic_values(logistic_params(site.program, site.op), np.arange(-128, 128))
-    name = f"{site.uid}_table"
-    size = site.program.tensor(site.op.outputs[0]).size
-    rows = [", ".join(str(int(v)) for v in table[i:i + 16]) for i in range(0, 256, 16)]
-    declaration = (c.comment(f"{site.op.kind} {site.op.outputs[0]}: the int8 result for inputs -128..127") + "\n"
-                   f"static const int8_t {name}[256] = {{\n    " + ",\n    ".join(rows) + "\n};")
-    body = [c.call("mcu_lut_s8", [site.x, site.y, str(size), name])]
-    return c.CodeFragment([declaration], [c.block(site, "256-entry table", body)])
+def _output_quant_check(scale: float, zero_point: int, scale_text: str):
+    """The check of a kind whose int8 kernel assumes one output quantization (TFLite's)."""
+    def check(program: Program, op: Op) -> None:
+        if common.quant(program, op.outputs[0]) != (scale, zero_point):
+            raise common.unsupported(op, f"int8 {op.kind} needs the output scale {scale_text} and zero point "
+                                         f"{zero_point} (TFLite's), got {common.quant(program, op.outputs[0])}")
+    return check
 
 
 register(
     OpKind("RELU", common.same_shape, relu, _emit_relu, TfliteForm(), storage="overwrite", overwritable=(0,)),
     OpKind("RELU6", common.same_shape, relu6, _emit_relu6, TfliteForm(), storage="overwrite", overwritable=(0,)),
     OpKind("SOFTMAX", common.same_shape, softmax, _emit_softmax, TfliteForm("SoftmaxOptions", {"beta": 1.0})),
-    OpKind("LOGISTIC", common.same_shape, logistic, _emit_logistic, TfliteForm(), storage="overwrite",
-           overwritable=(0,), check=_check_logistic, label="sigmoid"),
+    table_kind("LOGISTIC", logistic, check=_output_quant_check(1 / 256, -128, "1/256"), label="sigmoid"),
+    table_kind("TANH", tanh, check=_output_quant_check(1 / 128, 0, "1/128")),
 )

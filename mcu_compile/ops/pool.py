@@ -1,6 +1,5 @@
-"""Pooling and reductions: MAX_POOL_2D and AVERAGE_POOL_2D (NHWC windows, SAME/VALID,
-padding excluded from the average as in TFLite) and MEAN (host reference only: no C
-kernel yet, so a program with one is refused before anything is written)."""
+"""Pooling: MAX_POOL_2D and AVERAGE_POOL_2D (NHWC windows, SAME/VALID, padding excluded
+from the average as in TFLite). The reductions (MEAN...) are in reduce.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +7,6 @@ import numpy as np
 from ..codegen import c_text as c
 from ..ir.program import Op, Program
 from . import common, params
-from .quant_math import multiply_by_quantized_multiplier as mbqm
 from .registry import OpKind, TfliteForm, register
 
 _POOL_FIELDS = {**common.WINDOW, "filter_height": 1, "filter_width": 1, **common.FUSED}
@@ -43,41 +41,6 @@ def average_pool_2d(program: Program, op: Op, args: list) -> np.ndarray:
     # Round half away from zero with C's truncating division.
     avg = np.where(total > 0, (total + count // 2) // count, -((count // 2 - total) // count))
     return np.clip(avg, *params.op_activation_range(program, op))
-
-
-def _mean_axes(program: Program, op: Op) -> tuple[int, ...]:
-    rank = len(common.shape(program, op))
-    return tuple(sorted({int(a) % rank for a in np.atleast_1d(program.tensor(op.inputs[1]).data)}))
-
-
-def _mean_shapes(program: Program, op: Op):
-    if not program.tensor(op.inputs[1]).is_const:
-        return None
-    axes, x = _mean_axes(program, op), common.shape(program, op)
-    if op.options.get("keep_dims"):
-        return [tuple(1 if i in axes else d for i, d in enumerate(x))]
-    return [tuple(d for i, d in enumerate(x) if i not in axes)]
-
-
-def mean_multiplier(multiplier: int, shift: int, count: int) -> tuple[int, int]:
-    """Fold MEAN's division by `count` into the s_in/s_out multiplier (TFLite's integer MEAN).
-
-    The shift is capped so the multiplier keeps fitting in 32 bits and the total
-    shift stays >= -31, at the price of a little precision.
-    """
-    extra = min(count.bit_length() - 1, 32, 31 + shift)
-    return (multiplier << extra) // count, shift - extra
-
-
-def mean(program: Program, op: Op, args: list) -> np.ndarray:
-    x = args[0]
-    axes = _mean_axes(program, op)
-    count = int(np.prod([x.shape[a] for a in axes]))
-    p = params.requant_params(program, op)
-    total = (x.astype(np.int64) + p.input_offset).sum(axis=axes)
-    multiplier, shift = mean_multiplier(p.multiplier, p.shift, count)
-    out = mbqm(total, multiplier, shift) + p.output_offset
-    return np.clip(out, params.INT8_MIN, params.INT8_MAX)
 
 
 # ---------------------------------------------------------------- C emitters
@@ -116,6 +79,4 @@ register(
            folded_pad_value=lambda program, op: params.INT8_MIN),
     OpKind("AVERAGE_POOL_2D", _pool_shapes, average_pool_2d, _emit_average_pool_2d,
            tflite=TfliteForm("Pool2DOptions", _POOL_FIELDS), scratch_bytes=_avg_scratch, label="avgpool"),
-    OpKind("MEAN", _mean_shapes, mean, None, inputs=(2, 2), const_inputs=(1,),
-           tflite=TfliteForm("ReducerOptions", {"keep_dims": False})),
 )

@@ -19,7 +19,7 @@ from ..errors import UnsupportedOpError
 from ..ir.program import Op, Program
 
 Shapes = Callable[[Program, Op], "list[tuple[int, ...]] | None"]
-Kernel = Callable[[Program, Op, list], np.ndarray]
+Kernel = Callable[[Program, Op, list], "np.ndarray | list[np.ndarray]"]  # one array per output
 
 
 @dataclass(frozen=True)
@@ -152,4 +152,4 @@ def _load_families() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from . import activation, conv, elementwise, npu, pool, quantize, shape  # noqa: F401
+        from . import activation, conv, elementwise, lut, npu, pool, quantize, reduce, resize, shape, slice  # noqa: F401

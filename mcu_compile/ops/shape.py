@@ -46,7 +46,7 @@ def reshape(program: Program, op: Op, args: list) -> np.ndarray:
     return args[0].reshape(program.tensor(op.outputs[0]).shape)
 
 
-def _emit_reshape(site: c.Site) -> c.CodeFragment:
+def emit_reshape(site: c.Site) -> c.CodeFragment:
     if site.x == site.y:
         return c.CodeFragment([], [])
     size = site.program.tensor(site.op.outputs[0]).nbytes
@@ -189,7 +189,7 @@ def _emit_pad(site: c.Site) -> c.CodeFragment:
 
 
 register(
-    OpKind("RESHAPE", _reshape_shapes, reshape, _emit_reshape, inputs=(1, 2),
+    OpKind("RESHAPE", _reshape_shapes, reshape, emit_reshape, inputs=(1, 2),
            tflite=TfliteForm("ReshapeOptions", {"new_shape": None}), storage="input"),
     OpKind("TRANSPOSE", _transpose_shapes, transpose, _emit_transpose, inputs=(2, 2), const_inputs=(1,),
            tflite=TfliteForm("TransposeOptions"), check=_check_rank),

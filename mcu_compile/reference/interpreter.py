@@ -30,8 +30,15 @@ def run_with_intermediates(program: Program, inputs: list[np.ndarray]) -> dict[s
             raise UnsupportedOpError(f"{op.source or op.kind}: the reference interpreter has no "
                                      f"{op.kind} kernel; supported: {', '.join(with_kernels)}")
         args = [_value(program, values, name, op) for name in op.inputs]
-        out = program.tensor(op.outputs[0])
-        values[out.name] = np.asarray(kernel(program, op, args)).astype(out.dtype).reshape(out.shape)
+        result = kernel(program, op, args)
+        # a kind with several outputs (SPLIT) returns a list of arrays, one per output
+        arrays = result if isinstance(result, list) else [result]
+        if len(arrays) != len(op.outputs):
+            raise McuCompileError(f"{op.kind}: the reference kernel gave {len(arrays)} output(s) "
+                                  f"for the op's {len(op.outputs)}: a compiler bug")
+        for name, array in zip(op.outputs, arrays):
+            out = program.tensor(name)
+            values[name] = np.asarray(array).astype(out.dtype).reshape(out.shape)
     return values
 
 
