@@ -178,3 +178,26 @@ def test_activations_and_sub(board, tmp_path):
     compiled = _check(Activations(), (1, 3, 8, 8), board, tmp_path, steps=4)
     kinds = {op.kind for op in compiled.program.ops}
     assert {"TANH", "HARD_SWISH", "LEAKY_RELU", "ELU", "ABS", "SUB"} <= kinds
+
+
+class GroupsAndGates(nn.Module):
+    """Grouped convolution (per-group convolutions joined), SiLU and hardsigmoid
+    (EfficientNet / MobileNetV3 gates), F.pad constant and reflect."""
+
+    def __init__(self):
+        super().__init__()
+        self.grouped = nn.Conv2d(4, 6, 3, padding=1, groups=2)
+        self.stem = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        y = nn.functional.silu(self.grouped(self.stem(x)))
+        y = y * nn.functional.hardsigmoid(y.mean((2, 3), keepdim=True))
+        padded = nn.functional.pad(y, (1, 2, 0, 1), value=0.5)
+        return padded, nn.functional.pad(y, (1, 1, 2, 2), mode="reflect"), nn.functional.pad(y, (0, 0, 1, 0))
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_grouped_convolution_gates_and_padding(board, tmp_path):
+    compiled = _check(GroupsAndGates(), (1, 3, 8, 8), board, tmp_path, steps=4)
+    kinds = [op.kind for op in compiled.program.ops]
+    assert kinds.count("CONV_2D") == 3 and {"MIRROR_PAD", "PADV2", "PAD", "LOGISTIC"} <= set(kinds)

@@ -18,7 +18,7 @@ from torch.fx import GraphModule, Node
 from ..errors import IRError, UnsupportedOpError
 from .export import source_line
 from ..ir.program import Op, Program, Quant, Tensor
-from ..ops.params import window
+from ..ops.params import quantize_value, window
 from .aten_ops import aten_name, aten_ops, lowers, role_of
 from .quantize import activation_bounds
 
@@ -270,15 +270,16 @@ def _conv_args(node: Node) -> list:
 
 
 def _convolution(lw: Lowering, node: Node, quant: Quant, fused: str, x: str, weights, w_scales, b_node,
-                 stride, padding, dilation, groups) -> str:
-    """CONV_2D or DEPTHWISE_CONV_2D over the NHWC tensor x; weights [O, I/groups, kh, kw]."""
+                 stride, padding, dilation, groups, name: str | None = None) -> str:
+    """CONV_2D or DEPTHWISE_CONV_2D over the NHWC tensor x; weights [O, I/groups, kh, kw];
+    b_node the bias (a graph node, an int32 array or None)."""
     groups = groups or 1
     out_ch, in_per_group, kh, kw = weights.shape
     in_ch = lw.shape(x)[3]
     depthwise = groups > 1 and groups == in_ch and in_per_group == 1
     if groups > 1 and not depthwise:
-        _fail(node, f"grouped convolution (groups={groups}) is not supported; use groups=1 or "
-                    f"depthwise (groups=in_channels)")
+        return _grouped_convolution(lw, node, quant, fused, x, weights, w_scales, b_node, stride, padding,
+                                    dilation, groups)
     if isinstance(padding, str):  # PyTorch's "same" (stride 1) pads as TFLite's SAME
         pad_kind = {"same": "SAME", "valid": "VALID"}[padding]
     else:
@@ -286,7 +287,7 @@ def _convolution(lw: Lowering, node: Node, quant: Quant, fused: str, x: str, wei
     _, h, w, _ = lw.shape(x)
     oh = window(h, kh, stride[0], dilation[0], pad_kind).out
     ow = window(w, kw, stride[1], dilation[1], pad_kind).out
-    base = node.name
+    base = name or node.name
     if depthwise:
         w_data, axis, kind = weights.transpose(1, 2, 3, 0), 3, "DEPTHWISE_CONV_2D"
     else:
@@ -324,12 +325,39 @@ def _explicit_padding(lw: Lowering, x: str, kernel, stride, padding, dilation) -
     return out, "VALID"
 
 
+def _grouped_convolution(lw: Lowering, node: Node, quant: Quant, fused: str, x: str, weights, w_scales, b_node,
+                         stride, padding, dilation, groups) -> str:
+    """groups > 1 (not depthwise): one convolution per group over its slice of the input
+    channels (STRIDED_SLICE), the results joined along the channels (CONCATENATION)."""
+    n, h, w, in_ch = lw.shape(x)
+    in_per_group, out_per_group = in_ch // groups, weights.shape[0] // groups
+    bias = lw.constant(b_node)[0] if isinstance(b_node, Node) else b_node
+    scales = np.broadcast_to(w_scales, (weights.shape[0],))
+    parts = []
+    for g in range(groups):
+        part = lw.new_activation(f"{node.name}_group{g}_input", (n, h, w, in_per_group), lw.quant(x))
+        lw.nhwc.add(part)
+        bounds = [lw.new_const(f"{part}_{what}", np.array(v, np.int32), "int32") for what, v in (
+            ("begin", [0, 0, 0, g * in_per_group]), ("end", [n, h, w, (g + 1) * in_per_group]), ("strides", [1] * 4))]
+        lw.emit("STRIDED_SLICE", [x, *bounds], [part])
+        rows = slice(g * out_per_group, (g + 1) * out_per_group)
+        parts.append(_convolution(lw, node, quant, fused, part, weights[rows], scales[rows],
+                                  None if bias is None else bias[rows], stride, padding, dilation, 1,
+                                  name=f"{node.name}_group{g}"))
+    out = lw.new_activation(node.name, (*lw.shape(parts[0])[:3], weights.shape[0]), quant)
+    lw.nhwc.add(out)
+    lw.emit("CONCATENATION", parts, [out], axis=3, fused_activation_function="NONE")
+    return out
+
+
 def _bias(lw: Lowering, base: str, b_node, x_quant: Quant, w_scales, out_ch: int) -> str:
     scales = float(x_quant.scale[0]) * np.broadcast_to(w_scales, (out_ch,))
     if b_node is None:
         data = np.zeros(out_ch, np.int32)
-    else:
+    elif isinstance(b_node, Node):
         data, _ = lw.constant(b_node)
+    else:
+        data = b_node
     return lw.new_const(base + "_bias", data.astype(np.int32), "int32",
                         Quant(scales, np.zeros(out_ch, np.int64), 0))
 
@@ -620,6 +648,72 @@ def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     out = lw.new_activation(node.name, new_shape, quant)
     lw.emit("RESHAPE", [x], [out], new_shape=list(new_shape))
     return out
+
+
+@lowers("aten.silu.default", role="unary")
+def lower_silu(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """x * sigmoid(x): LOGISTIC (TFLite's fixed 1/256 output) then MUL."""
+    x = lw.value(node.args[0])
+    gate = lw.new_activation(node.name + "_sigmoid", lw.shape(x), Quant.per_tensor(1 / 256, -128))
+    lw.emit("LOGISTIC", [x], [gate])
+    if x in lw.nhwc:
+        lw.nhwc.add(gate)
+    return _elementwise(lw, node, quant, x, gate, kind="MUL", fused_activation_function="NONE")
+
+
+@lowers("aten.hardsigmoid.default", role="unary")
+def lower_hardsigmoid(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """relu6(x + 3) / 6: ADD with a fused RELU6 into [0, 6] on 255 steps, then MUL by 1/6."""
+    x = lw.value(node.args[0])
+    shifted = lw.new_activation(node.name + "_plus3", lw.shape(x), Quant.per_tensor(6 / 255, -128))
+    lw.emit("ADD", [x, lw.operand(3.0, x)], [shifted], fused_activation_function="RELU6")
+    if x in lw.nhwc:
+        lw.nhwc.add(shifted)
+    return _elementwise(lw, node, quant, shifted, lw.operand(1 / 6, x), kind="MUL", fused_activation_function="NONE")
+
+
+@lowers("aten.pad.default", "aten.constant_pad_nd.default", "aten.reflection_pad1d.default",
+        "aten.reflection_pad2d.default", role="shared")
+def lower_pad(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """F.pad: constant (PAD for 0, PADV2 for another value) or reflect (MIRROR_PAD REFLECT)."""
+    x = lw.value(node.args[0])
+    pads = list(node.args[1])
+    rank = len(lw.shape(x))
+    torch_pads = [[0, 0] for _ in range(rank)]
+    for i in range(len(pads) // 2):  # PyTorch lists the last dimension first
+        torch_pads[rank - 1 - i] = [pads[2 * i], pads[2 * i + 1]]
+    if any(p < 0 for pair in torch_pads for p in pair):
+        _fail(node, "negative padding (cropping) is not supported; slice instead")
+    paddings = [torch_pads[channels_last(rank)[a]] if x in lw.nhwc else torch_pads[a] for a in range(rank)]
+    shape = [d + lo + hi for d, (lo, hi) in zip(lw.shape(x), paddings)]
+    out = lw.new_activation(node.name, shape, lw.quant(x))
+    if x in lw.nhwc:
+        lw.nhwc.add(out)
+    inputs = [x, lw.new_const(node.name + "_paddings", np.array(paddings, np.int32), "int32")]
+    mode, value = _pad_mode(node)
+    if mode == "reflect":
+        lw.emit("MIRROR_PAD", inputs, [out], mode=0)
+    elif value == 0.0:
+        lw.emit("PAD", inputs, [out])
+    else:
+        q = np.clip(quantize_value(value, lw.quant(x)), -128, 127)
+        inputs.append(lw.new_const(node.name + "_value", np.array([q], np.int8), "int8", lw.quant(x)))
+        lw.emit("PADV2", inputs, [out])
+    return out
+
+
+def _pad_mode(node: Node) -> tuple[str, float]:
+    """("constant", value) or ("reflect", 0) of a padding node; other modes are refused."""
+    name = aten_name(node.target)
+    if name.startswith("aten.reflection_pad"):
+        return "reflect", 0.0
+    args = list(node.args) + [None] * (4 - len(node.args))
+    if name == "aten.constant_pad_nd.default":
+        return "constant", float(node.kwargs.get("value", args[2]) or 0.0)
+    mode = node.kwargs.get("mode", args[2]) or "constant"
+    if mode not in ("constant", "reflect"):
+        _fail(node, f"padding mode {mode!r} is not supported; use 'constant' or 'reflect'")
+    return mode, float(node.kwargs.get("value", args[3]) or 0.0)
 
 
 @lowers("aten.slice.Tensor", "aten.narrow.default", role="shared")
