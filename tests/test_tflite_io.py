@@ -162,12 +162,12 @@ def _pack(model: fb.ModelT) -> bytes:
     return bytes(builder.Output())
 
 
-@pytest.mark.parametrize("code,name", [(fb.BuiltinOperator.TANH, "TANH"),
+@pytest.mark.parametrize("code,name", [(fb.BuiltinOperator.GELU, "GELU"),
                                        (fb.BuiltinOperator.CUSTOM, "CUSTOM op 'MyOp'")])
 def test_unsupported_op(code, name):
     model = fb.ModelT.InitFromPackedBuf(write_tflite(small_program()), 0)
     opcode = model.operatorCodes[model.subgraphs[0].operators[-1].opcodeIndex]  # SOFTMAX
-    opcode.builtinCode = opcode.deprecatedBuiltinCode = code
+    opcode.builtinCode, opcode.deprecatedBuiltinCode = code, min(code, 127)  # 127: see builtinCode
     opcode.customCode = b"MyOp"
     with pytest.raises(UnsupportedOpError, match=name):
         read_tflite(_pack(model))
@@ -175,9 +175,23 @@ def test_unsupported_op(code, name):
 
 def test_unsupported_op_on_write():
     p = small_program()
-    p.ops[-1].kind = "TANH"
-    with pytest.raises(UnsupportedOpError, match="TANH"):
+    p.ops[-1].kind = "GELU"
+    with pytest.raises(UnsupportedOpError, match="GELU"):
         write_tflite(p)
+
+
+def test_every_unsupported_operator_is_named_at_once():
+    model = fb.ModelT.InitFromPackedBuf(write_tflite(small_program()), 0)
+    gelu, custom = fb.OperatorCodeT(), fb.OperatorCodeT()
+    gelu.builtinCode, gelu.deprecatedBuiltinCode = fb.BuiltinOperator.GELU, 127  # 127: see builtinCode
+    custom.builtinCode = custom.deprecatedBuiltinCode = fb.BuiltinOperator.CUSTOM
+    custom.customCode = b"MyOp"
+    model.operatorCodes += [gelu, custom]
+    operators = model.subgraphs[0].operators
+    operators[0].opcodeIndex, operators[-1].opcodeIndex = len(model.operatorCodes) - 2, len(model.operatorCodes) - 1
+    with pytest.raises(UnsupportedOpError, match=r"operators GELU \(operator 0\), CUSTOM op 'MyOp' \(operator "
+                                                 r"\d+\) are not supported by mcu-compile; it runs: ABS, ADD"):
+        read_tflite(_pack(model))
 
 
 def test_float_model_is_rejected():

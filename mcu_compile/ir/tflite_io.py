@@ -257,6 +257,12 @@ class _Reader:
             tensor = self.tensor(prog, i, t)
             prog.add_tensor(tensor)
             self.names.append(tensor.name)
+        unknown = self.unsupported_kinds()
+        if unknown:
+            raise UnsupportedOpError(
+                f"{self.source}: operator{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                f"{'are' if len(unknown) > 1 else 'is'} not supported by mcu-compile; it runs: "
+                f"{', '.join(sorted(_file_kinds()))}")
         for i, o in enumerate(self.graph.operators or []):
             prog.add_op(self.op(prog, i, o))
         prog.inputs = [self.name(i, "subgraph input") for i in self.graph.inputs]
@@ -264,6 +270,19 @@ class _Reader:
         for md in self.model.metadata or []:
             prog.metadata[_text(md.name)] = self.buffer_bytes(md.buffer, f"metadata {_text(md.name)!r}")
         return prog
+
+    def unsupported_kinds(self) -> list[str]:
+        """Every operator kind of the file mcu-compile does not know, each once, with the
+        indices of the operators using it: all problems named at once."""
+        codes, found = self.model.operatorCodes or [], {}
+        for index, o in enumerate(self.graph.operators or []):
+            if 0 <= o.opcodeIndex < len(codes):
+                oc = codes[o.opcodeIndex]
+                kind = _kind_of(max(oc.builtinCode, oc.deprecatedBuiltinCode), _text(oc.customCode))
+                if kind not in _file_kinds():
+                    found.setdefault(kind, []).append(index)
+        return [f"{kind} (operator{'s' if len(ops) > 1 else ''} {', '.join(map(str, ops[:5]))}"
+                f"{', ...' if len(ops) > 5 else ''})" for kind, ops in found.items()]
 
     def name(self, index: int, what: str) -> str:
         if not 0 <= index < len(self.names):
@@ -309,10 +328,6 @@ class _Reader:
             self.fail(f"operator {index} refers to opcode {o.opcodeIndex}, but there are {len(codes)}")
         oc = codes[o.opcodeIndex]
         kind = _kind_of(max(oc.builtinCode, oc.deprecatedBuiltinCode), _text(oc.customCode))
-        if kind not in _file_kinds():
-            raise UnsupportedOpError(
-                f"{self.source}: operator {index} is {kind}, which mcu-compile does not support; "
-                f"rewrite the model with: {', '.join(_file_kinds())}")
         inputs = [self.name(i, f"operator {index} ({kind})") if i >= 0 else ""
                   for i in (o.inputs if o.inputs is not None else [])]
         outputs = [self.name(i, f"operator {index} ({kind})")
