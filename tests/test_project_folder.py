@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
+
 import pytest
 
 import mcu_compile
@@ -81,3 +83,16 @@ def test_budgets_judge_exact_sizes_before_the_build_and_the_elf_after(model, tmp
     with pytest.raises(BoardFitError, match=rf"the RAM budget of {arena - 1:,} B is exceeded: needs \d[\d,]* B "
                                             r"before the [\d,]+ B still estimated \(code, stack\) are known"):
         mcu_compile.compile(model, out_dir=tmp_path / "small", max_ram=arena - 1)
+
+
+def test_a_stray_c_file_in_the_project_is_not_built(model, tmp_path):
+    compiled = mcu_compile.compile(model, out_dir=tmp_path / "fw")
+    (tmp_path / "fw" / "helper.c").write_text("#error a file mcu-compile did not write\n")
+    assert compiled.run().bit_exact
+
+
+def test_non_finite_run_inputs_are_refused(model, tmp_path):
+    compiled = mcu_compile.compile(model, out_dir=tmp_path / "fw")
+    shape = compiled.program.tensor(compiled.program.inputs[0]).shape
+    with pytest.raises(InputError, match="holds NaN, infinity or non-numbers"):
+        compiled.run(inputs=[(np.full(shape, np.nan, np.float32),)])

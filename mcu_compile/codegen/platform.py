@@ -65,7 +65,7 @@ def render_platform(board: Board, project_dir: Path, test_vectors: list[list[np.
     project_dir.mkdir(parents=True, exist_ok=True)
     _copy_static(project_dir)
     ctx = dict(board=board, vectors=vectors, stack_bytes=stack_bytes, arenas=arenas,
-               code=board.code_region, data=board.data_region)
+               code=board.code_region, data=board.data_region, **_sources())
     render_template("main.c.j2", project_dir / "main.c", **ctx)
     render_template("test_vectors.c.j2", project_dir / "test_vectors.c", **ctx)
     render_template("board.ld.j2", project_dir / "board.ld", **ctx)
@@ -92,6 +92,13 @@ def _check_fit(board: Board, stack_bytes: int, arenas: dict[str, int]) -> None:
             raise BoardFitError(f"{name} of {board.name} holds {region.length} B but the arena"
                                 f"{' and stack' if name == board.data_region else ''} need {size} B;"
                                 f" move the arena to a larger region ({free})")
+
+
+def _sources() -> dict[str, list[str]]:
+    """The C files of a project's platform/ and kernels/src/, listed by name in its
+    Makefile: what mcu-compile copies, never a stray .c file someone put in the folder."""
+    return {"platform_sources": sorted(p.name for p in (resource_dir("firmware_templates") / "platform").glob("*.c")),
+            "kernel_sources": sorted(p.name for p in (resource_dir("cmsis_kernels") / "src").glob("*.c"))}
 
 
 def _copy_static(project_dir: Path) -> None:

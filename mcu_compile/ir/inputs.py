@@ -38,6 +38,8 @@ def to_program_inputs(program: Program, arrays) -> list[np.ndarray]:
         if value.dtype == np.int8:
             quantized = value
         else:
+            if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
+                raise InputError(f"input {name!r} holds NaN, infinity or non-numbers; give finite values")
             if value.ndim == 4:
                 value = value.transpose(0, 2, 3, 1)
             scale, zero_point = float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0])
