@@ -42,7 +42,7 @@ WEIGHT = QuantizationSpec(
 UNIT_OUTPUT = FixedQParamsQuantizationSpec(
     dtype=torch.int8, scale=1.0 / 256.0, zero_point=-128, quant_min=-128, quant_max=127,
     qscheme=torch.per_tensor_affine)
-# output in (-1, 1): TFLite's int8 TANH writes scale 1/128, zero point 0
+# output in (-1, 1): TFLite's int8 tanh writes scale 1/128, zero point 0
 SYMMETRIC_UNIT_OUTPUT = FixedQParamsQuantizationSpec(
     dtype=torch.int8, scale=1.0 / 128.0, zero_point=0, quant_min=-128, quant_max=127,
     qscheme=torch.per_tensor_affine)

@@ -4,7 +4,7 @@ Tensors are named; ops refer to tensors by name and are kept in execution order.
 Activations are NHWC. The file form of a Program is a standard TFLite flatbuffer
 (see tflite_io.py), so Vela, the TFLite Micro interpreter and Netron can read it.
 
-Op kinds are TFLite builtin operator names ("CONV_2D", "ADD", ...) or a firmware-only
+Op kinds are TFLite builtin operator names ("CONV_2D", ...) or a firmware-only
 fused kind; ops/registry.py defines each kind once (its inputs, options and shape rule
 live in its family module, ops/<family>.py). Options use TFLite's option field names in
 snake_case; fused_activation_function is a key of ops/params.py's

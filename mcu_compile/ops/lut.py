@@ -3,7 +3,7 @@ firmware as a 256-entry table (mcu_lut_s8, in place). The compiler fills the tab
 evaluating the kind's reference kernel on every int8 value, so the firmware computes
 exactly what the reference does. The kinds here: HARD_SWISH (16-bit fixed point),
 LEAKY_RELU and ABS (requantizations), ELU (a float32 table, filled as TFLite Micro's
-Prepare fills it), RSQRT (Newton-Raphson); LOGISTIC and TANH (gemmlowp's fixed point)
+Prepare fills it), RSQRT (Newton-Raphson); the sigmoid and tanh kinds (gemmlowp's fixed point)
 are in activation.py.
 """
 from __future__ import annotations

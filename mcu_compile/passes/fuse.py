@@ -46,9 +46,9 @@ def _foldable_padding(program: Program, pad: Op, window_op: Op) -> list[int] | N
 
 
 def fuse_residual_adds(program: Program) -> Program:
-    """conv -> ADD(conv, residual) becomes one op of the conv kind's residual_add_kind,
+    """conv -> add(conv, residual) becomes one op of the conv kind's residual_add_kind,
     which adds the residual as it stores each output (mcu_convolve_add_s8), when the
-    ADD is the convolution's only reader and nothing broadcasts. The sum may then
+    addition is the convolution's only reader and nothing broadcasts. The sum may then
     overwrite the residual (plan.py decides), so a residual block needs two feature
     maps instead of three."""
     ops = list(program.ops)
