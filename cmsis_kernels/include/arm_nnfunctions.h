@@ -367,6 +367,62 @@ arm_cmsis_nn_status mcu_resize_bilinear_s8(const int8_t *input,
                                            const cmsis_nn_dims *output_dims,
                                            int8_t *output);
 
+/** BATCH_MATMUL quantization: offsets are -zero points (lhs, rhs) and +zero point (output). */
+typedef struct
+{
+    int32_t lhs_offset;
+    int32_t rhs_offset;
+    int32_t output_offset;
+    int32_t multiplier;
+    int32_t shift;
+    int32_t act_min;
+    int32_t act_max;
+} mcu_batch_matmul_quant;
+
+/** BATCH_MATMUL geometry: up to three batch axes of the output (outermost first, 1 where
+ * absent), each operand's stride along them (0: broadcast), the matrix sizes, and the
+ * strides that read lhs[i, k] and rhs[k, j] (adj_x / adj_y swap them). */
+typedef struct
+{
+    int32_t batches[3];
+    int32_t lhs_batch_strides[3];
+    int32_t rhs_batch_strides[3];
+    int32_t rows;
+    int32_t cols;
+    int32_t depth;
+    int32_t lhs_row_stride;
+    int32_t lhs_depth_stride;
+    int32_t rhs_depth_stride;
+    int32_t rhs_col_stride;
+} mcu_batch_matmul_dims;
+
+/**
+ * int8 batched matrix product, TFLite's integer BATCH_MATMUL: output [batches..., rows, cols],
+ * row-major, per-tensor requantization.
+ */
+arm_cmsis_nn_status mcu_batch_matmul_s8(const int8_t *lhs,
+                                        const int8_t *rhs,
+                                        const mcu_batch_matmul_dims *dims,
+                                        const mcu_batch_matmul_quant *quant,
+                                        int8_t *output);
+
+/**
+ * int8 TRANSPOSE_CONV, NHWC input and output, OHWI filter with zero point 0, per output
+ * channel requantization; conv_params->padding is the leading padding of the output
+ * (dilation unused). ctx->buf holds one int32 accumulator per output value.
+ */
+arm_cmsis_nn_status mcu_transpose_conv_s8(const cmsis_nn_context *ctx,
+                                          const cmsis_nn_conv_params *conv_params,
+                                          const cmsis_nn_per_channel_quant_params *quant_params,
+                                          const cmsis_nn_dims *input_dims,
+                                          const int8_t *input,
+                                          const cmsis_nn_dims *filter_dims,
+                                          const int8_t *filter,
+                                          const cmsis_nn_dims *bias_dims,
+                                          const int32_t *bias,
+                                          const cmsis_nn_dims *output_dims,
+                                          int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

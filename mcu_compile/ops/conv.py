@@ -1,8 +1,12 @@
-"""Weighted ops: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, and CONV_2D_ADD, a convolution
-with a residual addition fused into its epilogue (firmware only, made by passes/fuse.py).
+"""Weighted ops: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV, and CONV_2D_ADD,
+a convolution with a residual addition fused into its epilogue (firmware only, made by
+passes/fuse.py).
 
 Inputs: x (NHWC int8), weights (int8; conv OHWI, depthwise 1HW(C*M), FC OI), bias
 (int32 or ""), and for CONV_2D_ADD the residual. Weights are per output channel.
+TRANSPOSE_CONV's inputs are TFLite's: the output shape (int32 constant), weights (OHWI,
+zero point 0), x, and an optional bias; its padding is the one a convolution from its
+output back to its input would have.
 A pad op folded into a convolution (passes/fuse.py) sets `explicit_padding` to
 [top, left, bottom, right]; the op's padding stays VALID.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..codegen import c_text as c
+from ..errors import IRError
 from ..ir.program import Op, Program
 from . import common, elementwise, params
 from .registry import OpKind, TfliteForm, register
@@ -37,9 +42,62 @@ def _window_shapes(channels):
 
 def _fc_shapes(program: Program, op: Op):
     x, (out_ch, depth) = program.tensor(op.inputs[0]), common.shape(program, op, 1)
-    if op.options.get("keep_num_dims"):
+    keep = op.options.get("keep_num_dims")
+    if x.shape[-1] != depth if keep else depth and x.size % depth:
+        raise IRError(f"{op.kind} {op.source or op.outputs[0]!r}: input {x.shape} does not split into rows of "
+                      f"the weights' depth {depth}" + (" (keep_num_dims: its last axis)" if keep else ""))
+    if keep:
         return [(*x.shape[:-1], out_ch)]
     return [(x.size // depth if depth else 0, out_ch)]
+
+
+def _as_conv(op: Op) -> Op:
+    """A TRANSPOSE_CONV with the inputs in a convolution's order (x, weights, bias), for the
+    per-channel requantization and the kernel call the convolutions share."""
+    return Op(op.kind, [op.inputs[2], op.inputs[1], *op.inputs[3:]], op.outputs, op.options, op.target, op.source)
+
+
+def _transpose_conv_shapes(program: Program, op: Op):
+    where = f"{op.kind} {op.source or op.outputs[0]!r}"
+    shape_input = program.tensor(op.inputs[0])
+    out = [int(d) for d in shape_input.data.reshape(-1)] if shape_input.dtype == "int32" else []
+    x, w = common.shape(program, op, 2), common.shape(program, op, 1)
+    if len(out) != 4 or min(out) < 1 or len(x) != 4 or len(w) != 4:
+        raise IRError(f"{where}: needs an int32 output shape of 4 positive sizes, a 4-D NHWC input and OHWI "
+                      f"weights, not {out or shape_input.dtype}, {x} and {w}")
+    if out[0] != x[0] or out[3] != w[0] or x[3] != w[3]:
+        raise IRError(f"{where}: output shape {out}, input {x} and weights {w} disagree on the batch or channels")
+    strides, _, padding = common.window_options(op)
+    if min(strides) < 1:
+        raise IRError(f"{where}: strides {strides} must be positive")
+    for axis, (size, k, s, in_size) in enumerate(zip(out[1:3], w[1:3], strides, x[1:3])):
+        if params.window(size, k, s, 1, padding).out != in_size:
+            raise IRError(f"{where}: a {padding} {k}-tap stride-{s} window over output size {size} gives "
+                          f"{params.window(size, k, s, 1, padding).out} positions, not the input's {in_size} "
+                          f"(axis {axis + 1})")
+    return [tuple(out)]
+
+
+def _transpose_conv_pads(program: Program, op: Op) -> tuple[int, int]:
+    _, out_h, out_w, _ = program.tensor(op.outputs[0]).shape
+    strides, _, padding = common.window_options(op)
+    return tuple(params.window(size, k, s, 1, padding).pad_before
+                 for size, k, s in zip((out_h, out_w), common.shape(program, op, 1)[1:3], strides))
+
+
+def _transpose_conv_check(program: Program, op: Op) -> None:
+    x, w = (program.tensor(op.inputs[i]) for i in (2, 1))
+    bias = program.tensor(op.inputs[3]) if len(op.inputs) > 3 and op.inputs[3] else None
+    if x.dtype != "int8" or (bias is not None and bias.dtype != "int32"):
+        raise common.unsupported(op, f"TRANSPOSE_CONV needs an int8 input and an int32 bias, not {x.dtype} "
+                                     f"and {'none' if bias is None else bias.dtype}")
+    if np.any(w.quant.zero_point != 0):
+        raise common.unsupported(op, "TRANSPOSE_CONV weights with a nonzero zero point are not supported; "
+                                     "quantize the weights symmetrically")
+
+
+def _transpose_conv_scratch(program: Program, op: Op) -> int:
+    return 4 * program.tensor(op.outputs[0]).size  # one int32 accumulator per output value
 
 
 def _requant_tables(channels):
@@ -105,6 +163,27 @@ def fully_connected(program: Program, op: Op, args: list) -> np.ndarray:
     return common.requantize(acc, *params.per_channel_requant(program, op, w.shape[0]), program, op)
 
 
+def transpose_conv(program: Program, op: Op, args: list) -> np.ndarray:
+    """TFLM's scatter: input pixel (iy, ix) adds to the output pixels (iy * s - pad + ky,
+    ix * s - pad + kx); here each tap's products land in a buffer wide enough for all taps,
+    of which the output is the window from the padding on."""
+    _transpose_conv_check(program, op)
+    conv_args = [args[2], args[1], *args[3:]]
+    x, w = conv_args[0], conv_args[1]
+    _, zp_in = common.quant(program, op.inputs[2])
+    (sh, sw), _, _ = common.window_options(op)
+    (ph, pw), (n, oh, ow, oc) = _transpose_conv_pads(program, op), program.tensor(op.outputs[0]).shape
+    _, ih, iw, _ = x.shape
+    _, kh, kw, _ = w.shape
+    full = np.zeros((n, max((ih - 1) * sh + kh, ph + oh), max((iw - 1) * sw + kw, pw + ow), oc), dtype=np.int64)
+    xz = x.astype(np.int64) - zp_in
+    for ky in range(kh):
+        for kx in range(kw):
+            full[:, ky:ky + (ih - 1) * sh + 1:sh, kx:kx + (iw - 1) * sw + 1:sw] += common.int_matmul(xz, w[:, ky, kx].T)
+    acc = full[:, ph:ph + oh, pw:pw + ow] + _bias(conv_args)
+    return common.requantize(acc, *params.per_channel_requant(program, _as_conv(op), oc), program, op)
+
+
 # ---------------------------------------------------------------- C emitters
 
 def _per_channel(site: c.Site, channels: int) -> list[str]:
@@ -147,15 +226,25 @@ def _emit_depthwise_conv_2d(site: c.Site) -> c.CodeFragment:
                         extra_summary=f", depth multiplier {ch_mult}")
 
 
+def _emit_transpose_conv(site: c.Site) -> c.CodeFragment:
+    conv_site = c.Site(site.program, _as_conv(site.op), site.ref, site.scratch, site.uid)
+    context = f"{{{site.scratch}, {_transpose_conv_scratch(site.program, site.op)}}}"
+    return _convolution(conv_site, "mcu_transpose_conv_s8", "cmsis_nn_conv_params conv_params", "", context,
+                        out_channels=site.shape(1)[0], extra_summary=", transposed",
+                        pads=_transpose_conv_pads(site.program, site.op))
+
+
 def _convolution(site: c.Site, kernel: str, params_decl: str, extra_params: str, context: str,
-                 out_channels: int, extra_summary: str, residual: tuple[str, str] | None = None) -> c.CodeFragment:
-    """The call of a convolution kernel (regular, depthwise, or with a fused residual
-    add: residual = (the mcu_add_quant declaration, the residual's pointer)): all take
-    the same context, quantization, dims and window parameters."""
+                 out_channels: int, extra_summary: str, residual: tuple[str, str] | None = None,
+                 pads: tuple[int, int] | None = None) -> c.CodeFragment:
+    """The call of a convolution kernel (regular, depthwise, transposed, or with a fused
+    residual add: residual = (the mcu_add_quant declaration, the residual's pointer)): all
+    take the same context, quantization, dims and window parameters. pads: the leading
+    padding when not the input's SAME/VALID one (a transposed convolution's)."""
     o = site.op.options
     x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
     dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
-    pads = c.padding(site, w_shape[1:3], dilation)
+    pads = c.padding(site, w_shape[1:3], dilation) if pads is None else pads
     lo, hi = c.activation(site)
     params_name = params_decl.split()[-1]
     body = [
@@ -243,4 +332,8 @@ register(
     OpKind("FULLY_CONNECTED", _fc_shapes, fully_connected, _emit_fully_connected, inputs=(2, 3), const_inputs=(1, 2),
            tflite=TfliteForm("FullyConnectedOptions", {**common.FUSED, "keep_num_dims": False}), label="fc",
            check=_fc_check, table_bytes=_requant_tables(_conv_channels)),
+    OpKind("TRANSPOSE_CONV", _transpose_conv_shapes, transpose_conv, _emit_transpose_conv, inputs=(3, 4),
+           const_inputs=(0, 1, 3), tflite=TfliteForm("TransposeConvOptions", {**common.WINDOW, **common.FUSED}),
+           scratch_bytes=_transpose_conv_scratch, label="tconv", int8_input=False, check=_transpose_conv_check,
+           table_bytes=_requant_tables(_conv_channels)),
 )

@@ -5,8 +5,9 @@ code, options table, option fields with defaults: read and written by ir/tflite_
 shape inference (ir/verify), the numpy reference kernel (TFLM's Eval, reference/),
 the C emitter and its scratch size (codegen/), how its output may share storage with
 an input (passes/plan), and what the fusion passes may do with it (passes/fuse).
-Each op family defines its kinds in one module beside this one (conv, pool,
-elementwise, activation, shape, quantize, npu) and registers them here.
+Each op family defines its kinds in one module beside this one (conv, matmul, pool,
+reduce, elementwise, activation, lut, shape, slice, resize, quantize, npu) and registers
+them here.
 """
 from __future__ import annotations
 
@@ -152,4 +153,5 @@ def _load_families() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from . import activation, conv, elementwise, lut, npu, pool, quantize, reduce, resize, shape, slice  # noqa: F401
+        from . import (activation, conv, elementwise, lut, matmul, npu, pool, quantize, reduce,  # noqa: F401
+                       resize, shape, slice)
