@@ -201,3 +201,39 @@ def test_grouped_convolution_gates_and_padding(board, tmp_path):
     compiled = _check(GroupsAndGates(), (1, 3, 8, 8), board, tmp_path, steps=4)
     kinds = [op.kind for op in compiled.program.ops]
     assert kinds.count("CONV_2D") == 3 and {"MIRROR_PAD", "PADV2", "PAD", "LOGISTIC"} <= set(kinds)
+
+
+class AttentionAndDecoder(nn.Module):
+    """nn.Linear on (B, T, D) (FULLY_CONNECTED keep_num_dims), q @ k^T and bmm (BATCH_MATMUL),
+    softmax over the last dim; ConvTranspose2d (TRANSPOSE_CONV) as SAME and with PyTorch's
+    output_padding (VALID + a slice), ReLU fused."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.up = nn.ConvTranspose2d(4, 3, 2, stride=2)
+        self.up_padded = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, tokens, image):
+        scores = torch.softmax(torch.matmul(self.q(tokens), self.k(tokens).transpose(1, 2)), dim=-1)
+        attended = torch.bmm(scores, self.v(tokens))
+        return attended, self.up_padded(torch.relu(self.up(image)))
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_attention_and_transpose_convolution(board, tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    calibration = [(torch.randn(2, 5, 8, generator=generator), torch.randn(1, 4, 3, 3, generator=generator))
+                   for _ in range(6)]
+    model = AttentionAndDecoder().eval()
+    compiled = mcu_compile.compile(model, calibration[0], calibration=calibration, board=board,
+                                   out_dir=tmp_path / "fw", test_inputs=calibration[1:3])
+    run = compiled.run()
+    assert run.bit_exact
+    with torch.no_grad():
+        want = model(*calibration[1])
+    for name, got, expected in zip(compiled.program.outputs, run.outputs_float[0], want):
+        scale = compiled.program.tensor(name).quant.scale[0]
+        assert got.shape == tuple(expected.shape) and np.abs(got - expected.numpy()).max() <= 6 * scale
+    kinds = [op.kind for op in compiled.program.ops]
+    assert kinds.count("BATCH_MATMUL") == 2 and kinds.count("TRANSPOSE_CONV") == 2 and "STRIDED_SLICE" in kinds

@@ -20,7 +20,7 @@ from .export import source_line
 from ..ir.program import Op, Program, Quant, Tensor
 from ..ops.params import quantize_value, window
 from .aten_ops import aten_name, aten_ops, lowers, role_of
-from .quantize import activation_bounds
+from .quantize import FUSABLE_PRODUCERS, activation_bounds
 
 QUANTIZE = "quantized_decomposed.quantize_per_tensor.default"
 DEQUANTIZE = "quantized_decomposed.dequantize_per_tensor.default"
@@ -165,7 +165,7 @@ class Lowering:
         activation = None
         if role_of(source.target) == "activation":
             producer = source.args[0]
-            if role_of(producer.target) in ("weighted", "binary"):
+            if role_of(producer.target) in FUSABLE_PRODUCERS:
                 activation, source = source, producer
         self.node = source
         aten_op = aten_ops().get(aten_name(source.target))
@@ -365,18 +365,69 @@ def _bias(lw: Lowering, base: str, b_node, x_quant: Quant, w_scales, out_ch: int
 @lowers("aten.linear.default", role="weighted")
 def lower_linear(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.as_plain(lw.value(node.args[0]))
-    if len(lw.shape(x)) != 2:
-        _fail(node, f"linear on a {len(lw.shape(x))}-D input is not supported; flatten to 2-D first")
     weights, w_scales = lw.constant(node.args[1])
     out_ch = weights.shape[0]
     w_name = lw.new_const(node.name + "_weights", weights.astype(np.int8), "int8",
                           Quant(w_scales, np.zeros(out_ch, np.int64), 0))
     b_node = node.args[2] if len(node.args) > 2 else None
     b_name = _bias(lw, node.name, b_node, lw.quant(x), w_scales, out_ch)
-    out = lw.new_activation(node.name, (lw.shape(x)[0], out_ch), quant)
+    out = lw.new_activation(node.name, (*lw.shape(x)[:-1], out_ch), quant)  # N-D: over the last dim
     lw.emit("FULLY_CONNECTED", [x, w_name, b_name], [out], fused_activation_function=fused,
-            keep_num_dims=False)
+            keep_num_dims=len(lw.shape(x)) != 2)
     return out
+
+
+@lowers("aten.matmul.default", "aten.bmm.default", "aten.mm.default", role="matmul")
+def lower_matmul(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """a @ b (ranks 2 to 5, batch dims broadcast; either a constant): BATCH_MATMUL."""
+    a = lw.as_plain(lw.operand(node.args[0], ""))
+    b = lw.operand(node.args[1], "")
+    b = b if lw.program.tensor(b).is_const else lw.as_plain(b)
+    if min(len(lw.shape(a)), len(lw.shape(b))) < 2:
+        _fail(node, "matmul with a 1-D operand is not supported; unsqueeze it to 2-D")
+    out = lw.new_activation(node.name, tuple(node.meta["val"].shape), quant)
+    lw.emit("BATCH_MATMUL", [a, b], [out], adj_x=False, adj_y=False)
+    return out
+
+
+@lowers("aten.conv_transpose2d.input", role="transposed_weighted")
+def lower_conv_transpose2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """TRANSPOSE_CONV: VALID (padding 0) or SAME where it places PyTorch's output, else
+    VALID over the full output and a STRIDED_SLICE dropping PyTorch's padding."""
+    args = list(node.args) + [None] * (8 - len(node.args))
+    x_node, w_node, b_node, stride, padding, output_padding, groups, dilation = args
+    stride, padding = _pair(stride, [1]), _pair(padding, [0])
+    output_padding = _pair(output_padding, [0])
+    if (groups or 1) != 1 or any(d != 1 for d in _pair(dilation, [1])):
+        _fail(node, "conv_transpose2d with groups or dilation is not supported")
+    x = lw.as_channels_last(lw.value(x_node))
+    weights, w_scales = lw.constant(w_node)  # [I, O, kh, kw], scales per output channel
+    n, h, w, _ = lw.shape(x)
+    out_ch, kernel = weights.shape[1], weights.shape[2:]
+    torch_out = [(size - 1) * s - 2 * p + k + op
+                 for size, s, p, k, op in zip((h, w), stride, padding, kernel, output_padding)]
+    same = [window(o, k, s, 1, "SAME") for o, k, s in zip(torch_out, kernel, stride)]
+    if not any(padding):
+        pad_kind, full = "VALID", torch_out
+    elif all(sw.pad_before == p and sw.out == size for sw, p, size in zip(same, padding, (h, w))):
+        pad_kind, full = "SAME", torch_out
+    else:
+        pad_kind, full = "VALID", [(size - 1) * s + k for size, s, k in zip((h, w), stride, kernel)]
+    base = node.name if full == torch_out else node.name + "_full"
+    w_name = lw.new_const(base + "_weights", weights.transpose(1, 2, 3, 0).astype(np.int8), "int8",
+                          Quant(w_scales, np.zeros(out_ch, np.int64), 0))
+    inputs = [lw.new_const(base + "_output_shape", np.array([n, *full, out_ch], np.int32), "int32"), w_name, x]
+    if b_node is not None:
+        inputs.append(_bias(lw, base, b_node, lw.quant(x), w_scales, out_ch))
+    out = lw.new_activation(base, (n, *full, out_ch), quant)
+    lw.nhwc.add(out)
+    lw.emit("TRANSPOSE_CONV", inputs, [out], padding=pad_kind, stride_h=stride[0], stride_w=stride[1],
+            fused_activation_function=fused)
+    if full == torch_out:
+        return out
+    begin = [0, padding[0], padding[1], 0]
+    return _strided_slice(lw, node, quant, out, begin, [n, padding[0] + torch_out[0], padding[1] + torch_out[1],
+                                                        out_ch], [1] * 4)
 
 
 ELEMENTWISE_KINDS = {"aten.add.Tensor": "ADD", "aten.mul.Tensor": "MUL", "aten.maximum.default": "MAXIMUM",

@@ -39,6 +39,9 @@ ACTIVATION = QuantizationSpec(
 WEIGHT = QuantizationSpec(
     dtype=torch.int8, quant_min=-127, quant_max=127, qscheme=torch.per_channel_symmetric, ch_axis=0,
     observer_or_fake_quant_ctr=PerChannelMinMaxObserver.with_args(eps=2**-12))
+TRANSPOSED_WEIGHT = QuantizationSpec(
+    dtype=torch.int8, quant_min=-127, quant_max=127, qscheme=torch.per_channel_symmetric, ch_axis=1,
+    observer_or_fake_quant_ctr=PerChannelMinMaxObserver.with_args(eps=2**-12))
 UNIT_OUTPUT = FixedQParamsQuantizationSpec(
     dtype=torch.int8, scale=1.0 / 256.0, zero_point=-128, quant_min=-128, quant_max=127,
     qscheme=torch.per_tensor_affine)
@@ -46,7 +49,7 @@ UNIT_OUTPUT = FixedQParamsQuantizationSpec(
 SYMMETRIC_UNIT_OUTPUT = FixedQParamsQuantizationSpec(
     dtype=torch.int8, scale=1.0 / 128.0, zero_point=0, quant_min=-128, quant_max=127,
     qscheme=torch.per_tensor_affine)
-FUSABLE_PRODUCERS = ("weighted", "binary")
+FUSABLE_PRODUCERS = ("weighted", "transposed_weighted", "binary")
 
 
 def _bias_spec(input_node: Node, weight_node: Node, node: Node) -> DerivedQuantizationSpec:
@@ -136,13 +139,23 @@ class McuQuantizer(Quantizer):
         self._set(activation, {}, ACTIVATION)
         return None
 
-    def _annotate_weighted(self, node: Node) -> None:
+    def _annotate_weighted(self, node: Node, weight_spec: QuantizationSpec = WEIGHT) -> None:
         x, weight = node.args[0], node.args[1]
         bias = node.args[2] if len(node.args) > 2 else None
-        inputs = {x: ACTIVATION, weight: WEIGHT}
+        inputs = {x: ACTIVATION, weight: weight_spec}
         if isinstance(bias, Node):
             inputs[bias] = _bias_spec(x, weight, node)
         self._set(node, inputs, self._output_spec_with_fusion(node))
+
+    def _annotate_transposed_weighted(self, node: Node) -> None:
+        """conv_transpose: the weights' output channels are their axis 1."""
+        self._annotate_weighted(node, TRANSPOSED_WEIGHT)
+
+    def _annotate_matmul(self, node: Node) -> None:
+        """Two operands (a constant one stays float: the lowering quantizes it), no fusion:
+        TFLite's BATCH_MATMUL has no fused activation."""
+        inputs = {arg: ACTIVATION for arg in node.args[:2] if isinstance(arg, Node) and arg.op != "get_attr"}
+        self._set(node, inputs, ACTIVATION)
 
     def _annotate_binary(self, node: Node) -> None:
         # constant operands (module tensors, get_attr) stay float: the lowering quantizes
