@@ -121,10 +121,11 @@ def test_unsupported_op_names_op_line_and_supported_list():
     assert "\n" not in message
 
 
-def test_grouped_convolution_is_refused_clearly():
+def test_grouped_convolution_is_one_convolution_per_group():
     model = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2)).eval()
-    with pytest.raises(UnsupportedOpError, match=r"grouped convolution \(groups=2\)"):
-        lowered(model, (1, 4, 6, 6))
+    _, program, _ = lowered(model, (1, 4, 6, 6))
+    assert [op.kind for op in program.ops] == ["STRIDED_SLICE", "CONV_2D", "STRIDED_SLICE", "CONV_2D", "CONCATENATION"]
+    assert [program.tensor(op.inputs[1]).shape for op in program.ops if op.kind == "CONV_2D"] == [(4, 3, 3, 2)] * 2
 
 
 class CatSelf(nn.Module):
