@@ -118,7 +118,8 @@ def test_npu_firmware_builds_heapless_and_reports_the_missing_npu(shared_dir, tm
     job and stops with the driver's clear status; run(npu_sim="fvp") asks for the FVP by name."""
     from mcu_compile.target.elf import heap_symbols
     from mcu_compile.sim.fvp import FvpNotFoundError
-    from mcu_compile.sim.qemu import RunError, run_qemu
+    from mcu_compile.sim.outcome import RunError
+    from mcu_compile.sim.qemu import run_qemu
 
     compiled = mcu_compile.compile(shared_dir / "models" / "ad01_int8.tflite", board="corstone-300",
                                    out_dir=tmp_path / "ad")

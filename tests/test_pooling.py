@@ -5,7 +5,6 @@ pooling pads with -128 (PADV2) where those cannot place PyTorch's windows, an av
 with count_include_pad=True pads with the zero point (PAD)."""
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pytest

@@ -119,7 +119,6 @@ class ShapesAndClamps(nn.Module):
 
 def test_shape_ops_and_clamps(tmp_path):
     compiled = _check(ShapesAndClamps(), (2, 8, 8), "mps3-an547", tmp_path, steps=6)  # four rounding layers
-    kinds = [op.kind for op in compiled.program.ops]
     fused = {op.kind: op.options.get("fused_activation_function") for op in compiled.program.ops}
     assert fused["CONV_2D"] == "RELU6" and fused["FULLY_CONNECTED"] == "RELU"
 

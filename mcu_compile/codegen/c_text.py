@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 
 from ..ops import params as op_params
 from ..errors import UnsupportedOpError

@@ -20,7 +20,7 @@ from ..errors import UnsupportedOpError
 from ..ir.program import Op, Program
 
 Shapes = Callable[[Program, Op], "list[tuple[int, ...]] | None"]
-Kernel = Callable[[Program, Op, list], "np.ndarray | list[np.ndarray]"]  # one array per output
+Kernel = Callable[[Program, Op, list], np.ndarray | list[np.ndarray]]  # one array per output
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from ..target.boards import Board
 from ..errors import InputError, ToolchainError
 from ..resources import resource_dir
 from .outcome import Console, RunResult, classify
-from .outcome import FirmwareFault, FirmwareTimeout, RunError  # noqa: F401  (importable from here too)
 from .process import run_process
 
 
