@@ -236,3 +236,29 @@ def test_attention_and_transpose_convolution(board, tmp_path):
         assert got.shape == tuple(expected.shape) and np.abs(got - expected.numpy()).max() <= 6 * scale
     kinds = [op.kind for op in compiled.program.ops]
     assert kinds.count("BATCH_MATMUL") == 2 and kinds.count("TRANSPOSE_CONV") == 2 and "STRIDED_SLICE" in kinds
+
+
+class NormsAndSplits(nn.Module):
+    """LayerNorm (decomposed: mean, sub, mul, rsqrt table, weight and bias), torch.split and
+    chunk (slices), the mean of everything."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, tokens):
+        normed = self.norm(self.fc(tokens))
+        head, tail = torch.split(normed, [3, 5], dim=-1)
+        first, second = normed.chunk(2, dim=1)
+        return head * 2, tail, first - second, normed.mean()
+
+
+def test_layer_norm_and_splits(tmp_path):
+    torch.manual_seed(1)
+    model = NormsAndSplits()
+    nn.init.uniform_(model.norm.weight, 0.5, 1.5)
+    nn.init.uniform_(model.norm.bias, -0.2, 0.2)
+    compiled = _check(model, (1, 4, 8), "mps3-an547", tmp_path, steps=6)
+    kinds = [op.kind for op in compiled.program.ops]
+    assert "RSQRT" in kinds and kinds.count("STRIDED_SLICE") == 4

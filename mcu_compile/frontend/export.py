@@ -33,8 +33,44 @@ def export(model, example_inputs: tuple) -> torch.export.ExportedProgram:
     else:
         raise InputError(f"model must be an nn.Module, an ExportedProgram or a path to a .pt2/.tflite "
                          f"file, not {type(model).__name__}")
+    exported = decompose(exported)
     check_supported(exported)
     return exported
+
+
+def _layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
+    """(x - mean) * rsqrt(variance + eps) * weight + bias over the normalized dims, from ops
+    the quantizer gives their own scales (so its accuracy is measured, not assumed)."""
+    dims = list(range(-len(normalized_shape), 0))
+    centred = x - x.mean(dims, keepdim=True)
+    out = centred * torch.rsqrt((centred * centred).mean(dims, keepdim=True) + eps)
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def _split_with_sizes(x, sizes, dim=0):
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [torch.ops.aten.slice.Tensor(x, dim, start, start + size) for start, size in zip(starts, sizes)]
+
+
+def _split(x, size, dim=0):
+    length = x.shape[dim]
+    return [torch.ops.aten.slice.Tensor(x, dim, start, min(start + size, length)) for start in range(0, length, size)]
+
+
+# PyTorch ops rewritten into ones mcu-compile lowers, before quantization (as ExecuTorch's
+# decomposition passes do): each split part is a slice; layer_norm is its arithmetic.
+DECOMPOSITIONS = {torch.ops.aten.layer_norm.default: _layer_norm,
+                  torch.ops.aten.split_with_sizes.default: _split_with_sizes,
+                  torch.ops.aten.split.Tensor: _split}
+
+
+def decompose(exported: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """The program with DECOMPOSITIONS applied, when it uses any of those ops."""
+    if not any(node.target in DECOMPOSITIONS for node in exported.graph.nodes):
+        return exported
+    return exported.run_decompositions(DECOMPOSITIONS)
 
 
 def _load_pt2(path: Path) -> torch.export.ExportedProgram:

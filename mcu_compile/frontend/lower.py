@@ -128,7 +128,7 @@ class Lowering:
         transform (e.g. a negation) of its values."""
         if isinstance(arg, Node) and arg.op != "get_attr":
             return self.value(arg)
-        data = getattr(self.gm, arg.target) if isinstance(arg, Node) else arg
+        data = _attribute(self.gm, arg.target) if isinstance(arg, Node) else arg
         if isinstance(data, bool) or not isinstance(data, (int, float, torch.Tensor)):
             _fail(self.node, f"operand {data!r} is neither a tensor nor a number")
         values = np.asarray(data.detach().float() if isinstance(data, torch.Tensor) else data, np.float64)
@@ -212,6 +212,13 @@ class Lowering:
             _fail(self.node, "weights must be constant parameters of the module")
         values, scales = (getattr(self.gm, arg.target) for arg in node.args[:2])
         return values.numpy(), scales.numpy().astype(np.float64)
+
+
+def _attribute(module, target: str):
+    """A get_attr node's tensor ("norm.weight": an attribute of a submodule)."""
+    for part in target.split("."):
+        module = getattr(module, part)
+    return module
 
 
 def fused_activation_name(node: Node) -> str | None:
@@ -670,13 +677,14 @@ def _pool_1d(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, 
                             [0, _pair(padding, [0])[0]], ceil_mode, pad_value, x=x2d))
 
 
-@lowers("aten.mean.dim", role="shared")
+@lowers("aten.mean.dim", "aten.mean.default", role="shared")
 def lower_mean(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     """The mean over every spatial dimension of a 3-D or 4-D tensor is a global average pool;
     over other dimensions, TFLite's MEAN."""
     x = lw.value(node.args[0])
     rank = len(lw.shape(x))
-    dims = sorted(d % rank for d in node.args[1]) if rank in (3, 4) else None
+    given = node.args[1] if len(node.args) > 1 else None  # aten.mean.default: every dim
+    dims = sorted(d % rank for d in given) if rank in (3, 4) and given is not None else None
     keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
     if dims != list(range(2, rank)):  # not a global average pool: TFLite's MEAN
         return _reduce(lw, node, quant, "MEAN")
