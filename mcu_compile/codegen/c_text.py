@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
 from ..ops import params as op_params
 from ..errors import UnsupportedOpError
 from ..ir.program import Op, Program
