@@ -22,6 +22,7 @@ from .ir.program import Program
 from .ir.tflite_io import load_tflite, write_tflite
 from .ops import registry
 from .passes.delegate import cpu_placement, delegate
+from .passes.edges import quantize_edges_on_host
 from .passes.fuse import fold_pads_into_windows, fuse_residual_adds
 from .passes.plan import choose_arena_region, plan_memory, schedule_for_memory
 from .project import (MANIFEST, PROGRAM_FILE, REFERENCE_FILE, CompiledModel, check_model_files, write_project,
@@ -36,7 +37,7 @@ def build_program(model, example_inputs, calibration) -> Program:
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".onnx":
         raise InputError(f"{model}: ONNX is not supported; export to .pt2 (torch.export.save) or an int8 .tflite")
     if isinstance(model, (str, Path)) and str(model).endswith(".tflite"):
-        return load_tflite(Path(model)).verify("reading the .tflite")
+        return quantize_edges_on_host(load_tflite(Path(model)).verify("reading the .tflite")).verify("edges")
     from .frontend.export import export  # torch is imported only for PyTorch models
     from .frontend.lower import lower
     from .frontend.quantize import quantize

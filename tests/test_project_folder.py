@@ -96,3 +96,31 @@ def test_non_finite_run_inputs_are_refused(model, tmp_path):
     shape = compiled.program.tensor(compiled.program.inputs[0]).shape
     with pytest.raises(InputError, match="holds NaN, infinity or non-numbers"):
         compiled.run(inputs=[(np.full(shape, np.nan, np.float32),)])
+
+
+def test_float_edges_of_a_converted_model_are_quantized_on_the_host(tmp_path):
+    """float32 input -> QUANTIZE -> ... -> DEQUANTIZE -> float32 output (a converter's float
+    interface): the firmware runs the int8 part; run() quantizes and dequantizes as TFLite."""
+    from tflite_micro.python.tflite_micro import runtime
+    from mcu_compile.ir.program import Op, Program, Quant, Tensor
+    from mcu_compile.ir.tflite_io import write_tflite
+    program = Program()
+    program.add_tensor(Tensor("x", (1, 6), "float32"))
+    program.add_tensor(Tensor("q", (1, 6), "int8", Quant.per_tensor(0.02, 3)))
+    program.add_tensor(Tensor("r", (1, 6), "int8", Quant.per_tensor(0.02, 3)))
+    program.add_tensor(Tensor("y", (1, 6), "float32"))
+    program.add_op(Op("QUANTIZE", ["x"], ["q"]))
+    program.add_op(Op("RELU6", ["q"], ["r"]))
+    program.add_op(Op("DEQUANTIZE", ["r"], ["y"]))
+    program.inputs, program.outputs = ["x"], ["y"]
+    path = tmp_path / "float_edges.tflite"
+    path.write_bytes(write_tflite(program))
+    compiled = mcu_compile.compile(path, out_dir=tmp_path / "fw")
+    assert [op.kind for op in compiled.program.ops] == ["RELU6"]
+    x = np.array([[-1.0, -0.05, 0.01, 0.03, 2.5, 7.0]], np.float32)  # 0.01 / 0.02 is a tie: away from zero
+    run = compiled.run(inputs=[(x,)])
+    interpreter = runtime.Interpreter.from_bytes(path.read_bytes())
+    interpreter.set_input(x, 0)
+    interpreter.invoke()
+    assert run.bit_exact
+    np.testing.assert_array_equal(run.outputs_float[0][0], interpreter.get_output(0))

@@ -42,8 +42,8 @@ def to_program_inputs(program: Program, arrays) -> list[np.ndarray]:
                 raise InputError(f"input {name!r} holds NaN, infinity or non-numbers; give finite values")
             if value.ndim == 4:
                 value = value.transpose(0, 2, 3, 1)
-            scale, zero_point = float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0])
-            quantized = np.clip(np.round(value / scale) + zero_point, -128, 127).astype(np.int8)
+            from ..ops.quantize import quantize_floats  # the ops import this package
+            quantized = quantize_floats(value, float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0]))
         if tuple(quantized.shape) != tensor.shape:
             raise InputError(f"input {name!r}: expected shape {list(tensor.shape)} "
                              f"(Edge program layout, NHWC for images), got {list(quantized.shape)}")

@@ -10,14 +10,18 @@ from . import common, params
 from .registry import OpKind, TfliteForm, register
 
 
+def quantize_floats(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """TFLite's QUANTIZE of float values to int8: a float32 division, then rounding half
+    away from zero (TfLiteRound, done exactly in float64)."""
+    ratio = (np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64)
+    q = np.copysign(np.floor(np.abs(ratio) + 0.5), ratio)
+    return np.clip(q.astype(np.int64) + zero_point, params.INT8_MIN, params.INT8_MAX).astype(np.int8)
+
+
 def quantize(program: Program, op: Op, args: list) -> np.ndarray:
     x = args[0]
-    s_out, zp_out = common.quant(program, op.outputs[0])
     if x.dtype == np.float32:
-        # float32 division, then round half away from zero (TfLiteRound) done exactly in float64.
-        ratio = (x / np.float32(s_out)).astype(np.float64)
-        q = np.copysign(np.floor(np.abs(ratio) + 0.5), ratio)
-        return np.clip(q.astype(np.int64) + zp_out, params.INT8_MIN, params.INT8_MAX)
+        return quantize_floats(x, *common.quant(program, op.outputs[0]))
     return np.clip(common.rescale(x, params.requant_params(program, op)), params.INT8_MIN, params.INT8_MAX)
 
 
