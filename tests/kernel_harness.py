@@ -214,3 +214,25 @@ class Builder:
         self.p.outputs.append("y")
         self.p.add_op(Op(kind, inputs, ["y"], options))
         return self.p
+
+
+def assert_program_matches_tflm(program: Program, seeds=range(3), distinct: bool = False) -> None:
+    """The host reference == the TFLite Micro interpreter on random inputs (distinct: and
+    no output is constant, so the comparison means something)."""
+    for seed in seeds:
+        inputs = random_inputs(program, seed)
+        for got, want in zip(reference.run(program, inputs), tflm_run(program, inputs)):
+            assert not distinct or np.unique(got).size > 1, "degenerate case"
+            np.testing.assert_array_equal(got, want)
+
+
+def firmware_run(program: Program, board: str, work: Path, inputs=None):
+    """The program compiled for board and run in QEMU on inputs (default: two random
+    sets); asserts the firmware is bit-exact with the host reference."""
+    import mcu_compile
+    model = work / "program_under_test.tflite"
+    model.write_bytes(write_tflite(program))
+    compiled = mcu_compile.compile(model, board=board, out_dir=work / "fw")
+    run = compiled.run(inputs=inputs or [random_inputs(compiled.program, seed) for seed in range(2)])
+    assert run.bit_exact
+    return run

@@ -10,8 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-import mcu_compile
-from kernel_harness import Builder, assert_matches_reference_and_tflm, quant, random_inputs, run_c
+from kernel_harness import (Builder, assert_matches_reference_and_tflm, assert_program_matches_tflm, firmware_run, quant,
+                            random_inputs, run_c)
 from mcu_compile.codegen.emit import emit_op
 from mcu_compile.errors import IRError, UnsupportedOpError
 from mcu_compile.ir.program import Op, Program, Tensor
@@ -286,22 +286,13 @@ def _data_program() -> Program:
 
 
 def test_data_program_is_bit_exact_with_tflm():
-    from kernel_harness import tflm_run
-    program = _data_program()
-    for seed in range(3):
-        inputs = random_inputs(program, seed)
-        for got, want in zip(reference.run(program, inputs), tflm_run(program, inputs)):
-            np.testing.assert_array_equal(got, want)
+    assert_program_matches_tflm(_data_program())
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="QEMU not installed")
 @pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
 def test_data_program_firmware_is_bit_exact(board, tmp_path):
-    model = tmp_path / "data.tflite"
-    model.write_bytes(write_tflite(_data_program()))
-    compiled = mcu_compile.compile(model, board=board, out_dir=tmp_path / "fw")
-    run = compiled.run(inputs=[random_inputs(compiled.program, seed) for seed in range(2)])
-    assert run.bit_exact
+    run = firmware_run(_data_program(), board, tmp_path)
     assert all(np.unique(out).size > 1 for outputs in run.outputs for out in outputs)
 
 

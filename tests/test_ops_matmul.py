@@ -10,8 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-import mcu_compile
-from kernel_harness import Builder, assert_matches_reference_and_tflm, quant, random_inputs, tflm_run
+from kernel_harness import (Builder, assert_matches_reference_and_tflm, assert_program_matches_tflm, firmware_run, quant,
+                            random_inputs)
 from mcu_compile.errors import IRError, UnsupportedOpError
 from mcu_compile.ir.program import Op, Program, Quant, Tensor
 from mcu_compile.ir.tflite_io import read_tflite, write_tflite
@@ -193,20 +193,11 @@ def _matmul_program() -> Program:
 
 
 def test_matmul_program_is_bit_exact_with_tflm():
-    program = _matmul_program()
-    for seed in range(3):
-        inputs = random_inputs(program, seed)
-        for got, want in zip(reference.run(program, inputs), tflm_run(program, inputs)):
-            assert np.unique(got).size > 1
-            np.testing.assert_array_equal(got, want)
+    assert_program_matches_tflm(_matmul_program(), distinct=True)
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="QEMU not installed")
 @pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
 def test_matmul_program_firmware_is_bit_exact(board, tmp_path):
-    model = tmp_path / "matmul.tflite"
-    model.write_bytes(write_tflite(_matmul_program()))
-    compiled = mcu_compile.compile(model, board=board, out_dir=tmp_path / "fw")
-    run = compiled.run(inputs=[random_inputs(compiled.program, seed) for seed in range(2)])
-    assert run.bit_exact
+    run = firmware_run(_matmul_program(), board, tmp_path)
     assert all(np.unique(out).size > 1 for outputs in run.outputs for out in outputs)
