@@ -262,3 +262,25 @@ def test_layer_norm_and_splits(tmp_path):
     compiled = _check(model, (1, 4, 8), "mps3-an547", tmp_path, steps=6)
     kinds = [op.kind for op in compiled.program.ops]
     assert "RSQRT" in kinds and kinds.count("STRIDED_SLICE") == 4
+
+
+class Recurrent(nn.Module):
+    """nn.GRU and nn.LSTM (batch_first, zero initial state) unrolled over 4 steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(6, 8, batch_first=True)
+        self.lstm = nn.LSTM(8, 5, batch_first=True)
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, x):
+        sequence, _ = self.gru(x)
+        outputs, (last, _) = self.lstm(sequence)
+        return self.head(outputs[:, -1]), last
+
+
+def test_gru_and_lstm(tmp_path):
+    torch.manual_seed(2)
+    compiled = _check(Recurrent(), (1, 4, 6), "mps3-an547", tmp_path, steps=4)
+    kinds = [op.kind for op in compiled.program.ops]
+    assert kinds.count("LOGISTIC") == 4 * 2 + 4 * 3 and kinds.count("TANH") == 4 + 4 * 2

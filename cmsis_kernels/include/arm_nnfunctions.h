@@ -423,6 +423,49 @@ arm_cmsis_nn_status mcu_transpose_conv_s8(const cmsis_nn_context *ctx,
                                           const cmsis_nn_dims *output_dims,
                                           int8_t *output);
 
+/* ---- PRELU, LOG_SOFTMAX (not in CMSIS-NN) ----------------------------------- */
+
+/** PRELU's requantization: offsets, and (multiplier, shift) for x >= 0 and for alpha * x. */
+typedef struct
+{
+    int32_t input_offset;  /* minus the input's zero point */
+    int32_t alpha_offset;  /* minus alpha's zero point */
+    int32_t output_offset; /* the output's zero point */
+    int32_t positive_mult;
+    int32_t positive_shift;
+    int32_t negative_mult;
+    int32_t negative_shift;
+} mcu_prelu_quant;
+
+/**
+ * int8 PRELU: x >= 0 ? x : alpha * x, alpha broadcast against the input (each of its
+ * axes 1 or the output's), TFLite Micro's two requantizations.
+ */
+arm_cmsis_nn_status mcu_prelu_s8(const int8_t *input,
+                                 const cmsis_nn_dims *input_dims,
+                                 const int8_t *alpha,
+                                 const cmsis_nn_dims *alpha_dims,
+                                 const mcu_prelu_quant *quant,
+                                 int8_t *output,
+                                 const cmsis_nn_dims *output_dims);
+
+/**
+ * int8 LOG_SOFTMAX of `rows` rows of `depth` values (output scale 16/256, zero point 127):
+ * differences to the row maximum rescaled to Q5 by input_mult, input_shift; exps[k] is the
+ * Q12 exp of the difference -k (0 below diff_min); reverse_mult, reverse_shift map Q5 back
+ * to input steps (TFLite's reverse scaling).
+ */
+arm_cmsis_nn_status mcu_log_softmax_s8(const int8_t *input,
+                                       const int32_t rows,
+                                       const int32_t depth,
+                                       const int32_t input_mult,
+                                       const int32_t input_shift,
+                                       const int32_t reverse_mult,
+                                       const int32_t reverse_shift,
+                                       const int32_t diff_min,
+                                       const int32_t exps[256],
+                                       int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@ Quantization roles:
              softmax and sigmoid); symmetric_unit_output: (-1, 1), 1/128 and 0 (tanh)
   unary      an elementwise function of one value with its own output scale
   identity   no computation (dropout in eval, clone, contiguous)
+  constant   made in the graph (zeros): no inputs, its readers observe it
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import InputError, UnsupportedOpError
 from .aten_ops import FOLDED_ATEN_OPS, aten_name, aten_ops, supported_list
@@ -59,17 +60,60 @@ def _split(x, size, dim=0):
     return [torch.ops.aten.slice.Tensor(x, dim, start, min(start + size, length)) for start in range(0, length, size)]
 
 
+def _time_steps(input, batch_first: bool) -> list:
+    return [input[:, t] if batch_first else input[t] for t in range(input.shape[1 if batch_first else 0])]
+
+
+def _gru(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+    """nn.GRU unrolled over its fixed sequence length: per step two linears, sigmoid and
+    tanh gates (256-entry tables in firmware), elementwise updates."""
+    w_ih, w_hh, b_ih, b_hh = params if has_biases else (*params, None, None)
+    hidden, h, outputs = w_hh.shape[1], hx[0], []
+    for x in _time_steps(input, batch_first):
+        gi, gh = F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh)
+        r = torch.sigmoid(gi[:, :hidden] + gh[:, :hidden])
+        z = torch.sigmoid(gi[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
+        n = torch.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
+        h = n + z * (h - n)
+        outputs.append(h.unsqueeze(1 if batch_first else 0))
+    return torch.cat(outputs, 1 if batch_first else 0), h.unsqueeze(0)
+
+
+def _lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+    """nn.LSTM unrolled over its fixed sequence length, as _gru."""
+    w_ih, w_hh, b_ih, b_hh = params if has_biases else (*params, None, None)
+    hidden, h, c, outputs = w_hh.shape[1], hx[0][0], hx[1][0], []
+    for x in _time_steps(input, batch_first):
+        gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
+        i, f = torch.sigmoid(gates[:, :hidden]), torch.sigmoid(gates[:, hidden:2 * hidden])
+        g, o = torch.tanh(gates[:, 2 * hidden:3 * hidden]), torch.sigmoid(gates[:, 3 * hidden:])
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        outputs.append(h.unsqueeze(1 if batch_first else 0))
+    return torch.cat(outputs, 1 if batch_first else 0), h.unsqueeze(0), c.unsqueeze(0)
+
+
 # PyTorch ops rewritten into ones mcu-compile lowers, before quantization (as ExecuTorch's
-# decomposition passes do): each split part is a slice; layer_norm is its arithmetic.
+# decomposition passes do): each split part is a slice; layer_norm is its arithmetic; a
+# one-layer, one-direction GRU or LSTM is unrolled over its sequence.
 DECOMPOSITIONS = {torch.ops.aten.layer_norm.default: _layer_norm,
                   torch.ops.aten.split_with_sizes.default: _split_with_sizes,
-                  torch.ops.aten.split.Tensor: _split}
+                  torch.ops.aten.split.Tensor: _split,
+                  torch.ops.aten.gru.input: _gru,
+                  torch.ops.aten.lstm.input: _lstm}
+RECURRENT = (torch.ops.aten.gru.input, torch.ops.aten.lstm.input)
 
 
 def decompose(exported: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
     """The program with DECOMPOSITIONS applied, when it uses any of those ops."""
-    if not any(node.target in DECOMPOSITIONS for node in exported.graph.nodes):
+    nodes = [node for node in exported.graph.nodes if node.target in DECOMPOSITIONS]
+    if not nodes:
         return exported
+    for node in nodes:
+        if node.target in RECURRENT and (node.args[4] != 1 or node.args[7]):
+            where = source_line(node)
+            raise UnsupportedOpError(f"{aten_name(node.target)}{f' at {where}' if where else ''}: only one layer in "
+                                     f"one direction is supported; stack single-layer modules instead")
     return exported.run_decompositions(DECOMPOSITIONS)
 
 

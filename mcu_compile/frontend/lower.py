@@ -362,7 +362,11 @@ def _bias(lw: Lowering, base: str, b_node, x_quant: Quant, w_scales, out_ch: int
     if b_node is None:
         data = np.zeros(out_ch, np.int32)
     elif isinstance(b_node, Node):
-        data, _ = lw.constant(b_node)
+        data, b_scales = lw.constant(b_node)
+        if not np.allclose(b_scales, scales, rtol=1e-6, atol=0):
+            # one bias read by several layers (a recurrent cell's, each step): PT2E quantized it
+            # for one of them; requantize to this layer's s_in * s_w
+            data = np.clip(np.round(data * (b_scales / scales)), -(2**31) + 1, 2**31 - 1)
     else:
         data = b_node
     return lw.new_const(base + "_bias", data.astype(np.int32), "int32",
@@ -773,6 +777,13 @@ def _pad_mode(node: Node) -> tuple[str, float]:
     if mode not in ("constant", "reflect"):
         _fail(node, f"padding mode {mode!r} is not supported; use 'constant' or 'reflect'")
     return mode, float(node.kwargs.get("value", args[3]) or 0.0)
+
+
+@lowers("aten.zeros.default", role="constant")
+def lower_zeros(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """A zero tensor (a recurrent layer's initial state): a constant holding the zero point."""
+    shape = tuple(node.meta["val"].shape)
+    return lw.new_const(node.name, np.full(shape, int(quant.zero_point[0]), np.int8), "int8", quant)
 
 
 @lowers("aten.slice.Tensor", "aten.narrow.default", role="shared")

@@ -187,6 +187,9 @@ class McuQuantizer(Quantizer):
     def _annotate_unary(self, node: Node) -> None:
         self._set(node, {node.args[0]: ACTIVATION}, ACTIVATION)
 
+    def _annotate_constant(self, node: Node) -> None:
+        """A constant made in the graph (zeros): its readers observe it."""
+
     def _annotate_identity(self, node: Node) -> None:
         self._set(node, {node.args[0]: ACTIVATION}, SharedQuantizationSpec((node.args[0], node)))
 

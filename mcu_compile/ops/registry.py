@@ -153,5 +153,5 @@ def _load_families() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from . import (activation, conv, elementwise, lut, matmul, npu, pool, quantize, reduce,  # noqa: F401
-                       resize, shape, slice)
+        from . import (activation, conv, elementwise, log_softmax, lut, matmul, npu, pool, prelu,  # noqa: F401
+                       quantize, reduce, repeat, resize, shape, slice)
