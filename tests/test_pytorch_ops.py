@@ -284,3 +284,24 @@ def test_gru_and_lstm(tmp_path):
     compiled = _check(Recurrent(), (1, 4, 6), "mps3-an547", tmp_path, steps=4)
     kinds = [op.kind for op in compiled.program.ops]
     assert kinds.count("LOGISTIC") == 4 * 2 + 4 * 3 and kinds.count("TANH") == 4 + 4 * 2
+
+
+class ExpandPreluLogSoftmax(nn.Module):
+    """expand (BROADCAST_TO), nn.PReLU per channel (PRELU), log_softmax (LOG_SOFTMAX)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.prelu = nn.PReLU(4, init=0.2)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x):
+        y = self.prelu(self.conv(x))
+        pooled = y.mean((2, 3))
+        scores = torch.log_softmax(self.fc(pooled), dim=-1)
+        return scores, pooled.unsqueeze(1).expand(-1, 3, -1)
+
+
+def test_expand_prelu_log_softmax(tmp_path):
+    compiled = _check(ExpandPreluLogSoftmax(), (1, 3, 8, 8), "mps3-an547", tmp_path, steps=4)
+    assert {"BROADCAST_TO", "PRELU", "LOG_SOFTMAX"} <= {op.kind for op in compiled.program.ops}

@@ -9,7 +9,8 @@ Quantization roles:
              minimum): TFLite requires it for these int8 kernels
   activation relu/relu6: fused into the producer when it is a weighted or binary op
   unit_output  output in [0, 1): fixed scale 1/256, zero point -128 (TFLite's int8
-             softmax and sigmoid); symmetric_unit_output: (-1, 1), 1/128 and 0 (tanh)
+             softmax and sigmoid); symmetric_unit_output: (-1, 1), 1/128 and 0 (tanh);
+             log_unit_output: (-16, 0], 16/256 and 127 (log_softmax)
   unary      an elementwise function of one value with its own output scale
   identity   no computation (dropout in eval, clone, contiguous)
   constant   made in the graph (zeros): no inputs, its readers observe it

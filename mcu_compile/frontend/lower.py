@@ -786,6 +786,31 @@ def lower_zeros(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return lw.new_const(node.name, np.full(shape, int(quant.zero_point[0]), np.int8), "int8", quant)
 
 
+@lowers("aten.expand.default", role="shared")
+def lower_expand(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """x.expand(...): BROADCAST_TO, in PyTorch's order."""
+    x = lw.as_plain(lw.value(node.args[0]))
+    shape = tuple(node.meta["val"].shape)
+    if len(lw.shape(x)) == 0:
+        _fail(node, "expanding a 0-D tensor is not supported; reshape it to [1] first")
+    out = lw.new_activation(node.name, shape, quant)
+    lw.emit("BROADCAST_TO", [x, lw.new_const(node.name + "_shape", np.array(shape, np.int32), "int32")], [out])
+    return out
+
+
+@lowers("aten.prelu.default", role="unary")
+def lower_prelu(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """nn.PReLU: PRELU with its slopes an int8 constant on their own scale, one per channel
+    (the last, channels-last axis) or one for all."""
+    x = lw.value(node.args[0])
+    alpha = lw.operand(node.args[1], x)
+    out = lw.new_activation(node.name, lw.shape(x), quant)
+    if x in lw.nhwc:
+        lw.nhwc.add(out)
+    lw.emit("PRELU", [x, alpha], [out])
+    return out
+
+
 @lowers("aten.slice.Tensor", "aten.narrow.default", role="shared")
 def lower_slice(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     """x[..., start:end:step, ...] along one dimension: STRIDED_SLICE, in x's own layout."""
@@ -903,15 +928,19 @@ def lower_cat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 
 
 @lowers("aten.softmax.int", role="unit_output")
+@lowers("aten.log_softmax.int", "aten._log_softmax.default", role="log_unit_output")
 def lower_softmax(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    """TFLite's softmax works on the last axis: other axes are moved there and back."""
+    """TFLite's (log) softmax works on the last axis: other axes are moved there and back."""
     x = lw.value(node.args[0])
     rank = len(lw.shape(x))
     axis = lw.torch_axis(x, node.args[1])
     to_last = [a for a in range(rank) if a != axis] + [axis]
     moved = x if axis == rank - 1 else lw.transpose(x, to_last, node.name + "_moved")
     out = lw.new_activation(node.name, lw.shape(moved), quant)
-    lw.emit("SOFTMAX", [moved], [out], beta=1.0)
+    if aten_name(node.target) == "aten.softmax.int":
+        lw.emit("SOFTMAX", [moved], [out], beta=1.0)
+    else:
+        lw.emit("LOG_SOFTMAX", [moved], [out])
     if axis != rank - 1:
         out = lw.transpose(out, [to_last.index(a) for a in range(rank)], node.name + "_restored")
     if x in lw.nhwc:

@@ -49,6 +49,10 @@ UNIT_OUTPUT = FixedQParamsQuantizationSpec(
 SYMMETRIC_UNIT_OUTPUT = FixedQParamsQuantizationSpec(
     dtype=torch.int8, scale=1.0 / 128.0, zero_point=0, quant_min=-128, quant_max=127,
     qscheme=torch.per_tensor_affine)
+# log of a probability, in (-16, 0]: TFLite's int8 LOG_SOFTMAX writes scale 16/256, zero point 127
+LOG_UNIT_OUTPUT = FixedQParamsQuantizationSpec(
+    dtype=torch.int8, scale=16.0 / 256.0, zero_point=127, quant_min=-128, quant_max=127,
+    qscheme=torch.per_tensor_affine)
 FUSABLE_PRODUCERS = ("weighted", "transposed_weighted", "binary")
 
 
@@ -180,6 +184,9 @@ class McuQuantizer(Quantizer):
 
     def _annotate_unit_output(self, node: Node) -> None:
         self._set(node, {node.args[0]: ACTIVATION}, UNIT_OUTPUT)
+
+    def _annotate_log_unit_output(self, node: Node) -> None:
+        self._set(node, {node.args[0]: ACTIVATION}, LOG_UNIT_OUTPUT)
 
     def _annotate_symmetric_unit_output(self, node: Node) -> None:
         self._set(node, {node.args[0]: ACTIVATION}, SYMMETRIC_UNIT_OUTPUT)
