@@ -1,7 +1,7 @@
 """C code for one Edge op: the op kind's emitter (mcu_compile/ops/), asked through the registry."""
 from __future__ import annotations
 
-from ..errors import McuCompileError, UnsupportedOpError
+from ..errors import McuCompileError
 from ..ir.program import Op, Program
 from ..ops import registry
 from .c_text import CodeFragment, Ref, Site
@@ -12,13 +12,8 @@ def emit_op(program: Program, op: Op, ref: Ref, scratch: str | None, uid: str) -
 
     ref names a tensor's data in C, scratch the op's planned scratch buffer (None if it
     has none) and uid prefixes the op's file-scope names."""
+    registry.check_op(program, op)
     kind = registry.of(op)
-    if kind.emit is None:
-        emitted = sorted(name for name, k in registry.all_kinds().items() if k.emit is not None)
-        raise UnsupportedOpError(f"{op.source or op.kind}: no C kernel for {op.kind}; "
-                                 f"supported: {', '.join(emitted)}")
-    if kind.check is not None:
-        kind.check(program, op)
     needed = kind.scratch_bytes(program, op)
     if scratch is None and needed:
         raise McuCompileError(f"{op.kind} needs {needed} B of scratch but none was planned: a compiler bug")

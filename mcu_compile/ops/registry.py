@@ -128,16 +128,21 @@ def infer_output_shapes(program: Program, op: Op) -> list[tuple[int, ...]] | Non
 
 
 def check_compilable(program: Program) -> None:
-    """Refuses, before anything is written, an op the firmware cannot run: a kind with
-    no C kernel, or a variant its kernel does not take (the kind's own check)."""
+    """Refuses, before anything is written, an op the firmware cannot run."""
     for op in program.ops:
-        kind = of(op)
-        if kind.emit is None:
-            emitted = sorted(n for n, k in all_kinds().items() if k.emit is not None and k.tflite is not None)
-            raise UnsupportedOpError(f"{op.source or op.kind}: no C kernel for {op.kind} yet, so it cannot run "
-                                     f"in firmware; ops with kernels: {', '.join(emitted)}")
-        if kind.check is not None:
-            kind.check(program, op)
+        check_op(program, op)
+
+
+def check_op(program: Program, op: Op) -> None:
+    """A kind with no C kernel, or a variant its kernel does not take (the kind's own
+    check), is one UnsupportedOpError."""
+    kind = of(op)
+    if kind.emit is None:
+        emitted = sorted(n for n, k in all_kinds().items() if k.emit is not None and k.tflite is not None)
+        raise UnsupportedOpError(f"{op.source or op.kind}: no C kernel for {op.kind} yet, so it cannot run "
+                                 f"in firmware; ops with kernels: {', '.join(emitted)}")
+    if kind.check is not None:
+        kind.check(program, op)
 
 
 def uses_npu(program: Program) -> bool:
