@@ -114,6 +114,13 @@ def _logistic(shape, in_scale, in_zp, seed=0) -> Program:
     return b.op("LOGISTIC", [x], shape, 1 / 256, -128)  # TFLite's int8 LOGISTIC output
 
 
+def _requantize(shape, in_scale, out_scale, out_zp, seed=0) -> Program:
+    """TFLite's int8 -> int8 QUANTIZE (a converter's requantization between two scales)."""
+    b = Builder(seed)
+    x = b.input(shape, scale=in_scale, zp=-3)
+    return b.op("QUANTIZE", [x], shape, out_scale, out_zp)
+
+
 def _relu(kind, shape, in_scale, out_scale, seed=0) -> Program:
     b = Builder(seed)
     x = b.input(shape, scale=in_scale, zp=-3)
@@ -162,6 +169,8 @@ CASES = {
     "pad_rank2": lambda: _same_quant("PAD", (3, 4), (4, 7), [[[1, 0], [1, 2]]]),
     "relu_requantizing": lambda: _relu("RELU", (1, 5, 6, 7), 0.05, 0.03),
     "relu6": lambda: _relu("RELU6", (1, 5, 6, 7), 0.05, 0.05),
+    "quantize_int8_to_int8": lambda: _requantize((1, 5, 6, 7), 0.05, 0.031, -9),
+    "quantize_int8_to_int8_saturating": lambda: _requantize((3, 11), 0.2, 0.01, 60),
     "logistic_table": lambda: _logistic((1, 5, 6, 7), 0.04, -10),
     "logistic_coarse_input": lambda: _logistic((3, 11), 0.3, 20),
 }

@@ -107,16 +107,18 @@ def test_float_edges_of_a_converted_model_are_quantized_on_the_host(tmp_path):
     program = Program()
     program.add_tensor(Tensor("x", (1, 6), "float32"))
     program.add_tensor(Tensor("q", (1, 6), "int8", Quant.per_tensor(0.02, 3)))
-    program.add_tensor(Tensor("r", (1, 6), "int8", Quant.per_tensor(0.02, 3)))
+    program.add_tensor(Tensor("q2", (1, 6), "int8", Quant.per_tensor(0.03, -5)))
+    program.add_tensor(Tensor("r", (1, 6), "int8", Quant.per_tensor(0.03, -5)))
     program.add_tensor(Tensor("y", (1, 6), "float32"))
     program.add_op(Op("QUANTIZE", ["x"], ["q"]))
-    program.add_op(Op("RELU6", ["q"], ["r"]))
+    program.add_op(Op("QUANTIZE", ["q"], ["q2"]))  # an int8 -> int8 requantization inside: in firmware
+    program.add_op(Op("RELU6", ["q2"], ["r"]))
     program.add_op(Op("DEQUANTIZE", ["r"], ["y"]))
     program.inputs, program.outputs = ["x"], ["y"]
     path = tmp_path / "float_edges.tflite"
     path.write_bytes(write_tflite(program))
     compiled = mcu_compile.compile(path, out_dir=tmp_path / "fw")
-    assert [op.kind for op in compiled.program.ops] == ["RELU6"]
+    assert [op.kind for op in compiled.program.ops] == ["QUANTIZE", "RELU6"]
     x = np.array([[-1.0, -0.05, 0.01, 0.03, 2.5, 7.0]], np.float32)  # 0.01 / 0.02 is a tie: away from zero
     run = compiled.run(inputs=[(x,)])
     interpreter = runtime.Interpreter.from_bytes(path.read_bytes())

@@ -162,6 +162,8 @@ class Lowering:
         source = node.args[0]
         if source.op == "placeholder":
             return self.graph_input(source, quant)
+        if _target_name(source) == DEQUANTIZE:  # a requantization PT2E put between two scales
+            return self.requantize(self.value(source), node.name, quant)
         activation = None
         if role_of(source.target) == "activation":
             producer = source.args[0]
@@ -187,6 +189,13 @@ class Lowering:
             raise IRError(f"{aten_name(node.target)} at {source_line(node) or node.name}: lowered to shape "
                           f"{list(self.torch_shape(name))} but PyTorch computes {list(val.shape)}; "
                           f"this is a bug in mcu-compile's lowering, please report it")
+
+    def requantize(self, x: str, base: str, quant: Quant) -> str:
+        out = self.new_activation(base, self.shape(x), quant)
+        if x in self.nhwc:
+            self.nhwc.add(out)
+        self.emit("QUANTIZE", [x], [out])
+        return out
 
     def graph_input(self, node: Node, quant: Quant) -> str:
         shape = tuple(node.meta["val"].shape)

@@ -42,8 +42,13 @@ def relu6(program: Program, op: Op, args: list) -> np.ndarray:
 
 
 def _emit_relu(site: c.Site) -> c.CodeFragment:
+    return emit_requantize(site, *params.activation_range("RELU", site.program.tensor(site.op.outputs[0]).quant))
+
+
+def emit_requantize(site: c.Site, lo: int, hi: int) -> c.CodeFragment:
+    """mcu_relu_s8: each value rescaled from the input's quantization to the output's and
+    clamped to [lo, hi] (RELU; an int8 -> int8 QUANTIZE with the full range)."""
     p = params.requant_params(site.program, site.op)
-    lo, hi = params.activation_range("RELU", site.program.tensor(site.op.outputs[0]).quant)
     size = site.program.tensor(site.op.outputs[0]).size
     body = [c.named_ints([("in_offset", p.input_offset)]),
             c.named_ints([("out_offset", p.output_offset), ("out_mult", p.multiplier), ("out_shift", p.shift)]),

@@ -1,12 +1,16 @@
 """QUANTIZE and DEQUANTIZE at a graph's edges (float32 <-> int8) and int8 -> int8
-requantization, as models from other converters carry them. Host reference only: no
-C kernel yet, so a program with one is refused before anything is written."""
+requantization, as models from other converters carry them. At the edges the host does
+the conversion (passes/edges.py); inside a graph only the int8 -> int8 QUANTIZE runs in
+firmware (mcu_relu_s8 with the full range), float ones are refused before anything is
+written."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..codegen import c_text as c
 from ..ir.program import Op, Program
 from . import common, params
+from .activation import emit_requantize
 from .registry import OpKind, TfliteForm, register
 
 
@@ -30,7 +34,18 @@ def dequantize(program: Program, op: Op, args: list) -> np.ndarray:
     return (np.float64(np.float32(scale)) * (args[0].astype(np.int64) - zp)).astype(np.float32)
 
 
+def _check_requantize(program: Program, op: Op) -> None:
+    if program.tensor(op.inputs[0]).dtype != "int8" or program.tensor(op.outputs[0]).dtype != "int8":
+        raise common.unsupported(op, "a float QUANTIZE inside the graph cannot run in firmware; only one right "
+                                     "after a float32 graph input (done on the host) or an int8 -> int8 one")
+
+
+def _emit_requantize(site: c.Site) -> c.CodeFragment:
+    return emit_requantize(site, params.INT8_MIN, params.INT8_MAX)
+
+
 register(
-    OpKind("QUANTIZE", common.same_shape, quantize, None, TfliteForm("QuantizeOptions"), int8_input=False),
+    OpKind("QUANTIZE", common.same_shape, quantize, _emit_requantize, TfliteForm("QuantizeOptions"), int8_input=False,
+           check=_check_requantize),
     OpKind("DEQUANTIZE", common.same_shape, dequantize, None, TfliteForm("DequantizeOptions"), int8_input=False),
 )
