@@ -236,3 +236,12 @@ def firmware_run(program: Program, board: str, work: Path, inputs=None):
     run = compiled.run(inputs=inputs or [random_inputs(compiled.program, seed) for seed in range(2)])
     assert run.bit_exact
     return run
+
+
+def assert_kernel_case(program: Program, build: Path, work: Path) -> None:
+    """A one-op case: not degenerate (no constant output on random inputs), and its C
+    kernel == the host reference == TFLite Micro."""
+    program.verify()
+    for inputs in (random_inputs(program, seed) for seed in range(2)):
+        assert all(np.unique(y).size > 1 for y in reference.run(program, inputs)), "degenerate case"
+    assert_matches_reference_and_tflm(program, build, work)
