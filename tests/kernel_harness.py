@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mcu_compile.codegen.emit import emit_op
 from mcu_compile.ir.program import Op, Program, Quant, Tensor
@@ -245,3 +246,13 @@ def assert_kernel_case(program: Program, build: Path, work: Path) -> None:
     for inputs in (random_inputs(program, seed) for seed in range(2)):
         assert all(np.unique(y).size > 1 for y in reference.run(program, inputs)), "degenerate case"
     assert_matches_reference_and_tflm(program, build, work)
+
+
+def assert_refused_in_one_line(program: Program, message: str) -> None:
+    """A variant no kernel takes: the checker or check_compilable refuses it with one line."""
+    from mcu_compile.errors import UnsupportedOpError
+    from mcu_compile.ops import registry
+    with pytest.raises(UnsupportedOpError, match=message) as error:
+        program.verify()
+        registry.check_compilable(program)
+    assert "\n" not in str(error.value)
