@@ -63,10 +63,11 @@ def default_vectors(program: Program, example_inputs) -> list[list[np.ndarray]]:
 def to_float_outputs(program: Program, outputs: list[np.ndarray]) -> list[np.ndarray]:
     """The program's int8 outputs as real values, 4-D ones in PyTorch's NCHW order (the
     inverse of to_program_inputs' layout change)."""
+    from ..ops.quantize import dequantize_ints  # the ops import this package
     result = []
     for name, value in zip(program.outputs, outputs):
         q = program.tensor(name).quant
-        real = (value.astype(np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])
+        real = dequantize_ints(value, float(q.scale[0]), int(q.zero_point[0]))
         result.append(real.transpose(0, 3, 1, 2) if real.ndim == 4 else real)
     return result
 

@@ -29,9 +29,14 @@ def quantize(program: Program, op: Op, args: list) -> np.ndarray:
     return np.clip(common.rescale(x, params.requant_params(program, op)), params.INT8_MIN, params.INT8_MAX)
 
 
+def dequantize_ints(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """TFLite's DEQUANTIZE: float32(scale * (q - zero_point)), the product of a float32
+    scale and a small integer, exact in float64 before the one rounding to float32."""
+    return (np.float64(np.float32(scale)) * (np.asarray(q).astype(np.int64) - zero_point)).astype(np.float32)
+
+
 def dequantize(program: Program, op: Op, args: list) -> np.ndarray:
-    scale, zp = common.quant(program, op.inputs[0])
-    return (np.float64(np.float32(scale)) * (args[0].astype(np.int64) - zp)).astype(np.float32)
+    return dequantize_ints(args[0], *common.quant(program, op.inputs[0]))
 
 
 def _check_requantize(program: Program, op: Op) -> None:
