@@ -117,7 +117,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             edge_program, plan_for_file(edge_program, firmware_program, plan))))
         if edge_program is not program:
             folder.joinpath(REFERENCE_FILE).write_bytes(write_tflite(program))
-        weight_symbols = render_model(firmware_program, plan, plan.region, folder, board_info.npu, weights_in_ram)
+        weight_symbols = render_model(firmware_program, plan, folder, board_info.npu, weights_in_ram)
         write_vectors(folder, program, board_info, vectors, stack_bytes, report["arena"])
         folder.joinpath(MANIFEST).write_text(json.dumps(
             {"board": board_info.name, "board_file": None if is_catalog_board(board_info) else str(board_info.path.resolve()),

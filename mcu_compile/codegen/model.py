@@ -161,13 +161,13 @@ void model_invoke(void);
 """
 
 
-def render_model(program: Program, plan: MemoryPlan, arena_region: str, project_dir: Path,
+def render_model(program: Program, plan: MemoryPlan, project_dir: Path,
                  npu: dict | None = None, weights_in_ram: bool = False) -> list[str]:
-    """Writes model.c and model.h (the arena in section .arena.<region>; npu: the board's
+    """Writes model.c and model.h (the arena in section .arena.<plan.region>; npu: the board's
     [npu] section, for models with NPU partitions); returns the C names of the constant
     arrays (weights). weights_in_ram: weights are copied from flash to the data region
     at start-up (faster reads on boards with slow flash)."""
-    source = ModelSource(program, plan, f".arena.{arena_region}", npu, weights_in_ram)
+    source = ModelSource(program, plan, f".arena.{plan.region}", npu, weights_in_ram)
     (project_dir / "model.c").write_text(source.model_c())
     (project_dir / "model.h").write_text(source.model_h())
     return [source.names[t.name] for t in program.weights()]
