@@ -88,7 +88,7 @@ def model_source(program: Program, aliases: dict[str, str] | None = None) -> str
     def ref(name: str) -> str:
         return names[aliases.get(name, name)]
 
-    lines = ["#include <string.h>", '#include "arm_nnfunctions.h"', ""]
+    lines = ["#include <string.h>", '#include "mcu_nnfunctions.h"', ""]
     fragments = []
     for index, op in enumerate(program.ops):
         size = scratch_bytes(program, op)

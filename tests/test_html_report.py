@@ -139,14 +139,14 @@ def test_built_report_shows_the_flash_split_and_largest_symbols(report, tmp_path
     flash = {"weights": 9000, "requantization": 700, "kernels": 4000, "model_code": 900, "test_vectors": 300,
              "startup_and_harness": 2000, "libc": 400, "alignment": 4}
     built["elf"] = {"regions": {}, "flash_bytes": sum(flash.values()), "flash": flash,
-                    "largest_symbols": [{"name": "arm_convolve_s8", "bytes": 1084, "kind": "func"},
+                    "largest_symbols": [{"name": "mcu_convolve_s8", "bytes": 1084, "kind": "func"},
                                         {"name": "weights_<conv1>", "bytes": 864, "kind": "object"}]}
     page = write_html(built, tmp_path / "built.html").read_text()
     assert "Not built yet" not in page
     for label in ("requantization", "kernels", "model code", "test vectors", "startup and harness", "libc"):
         assert label in page
     assert f'{sum(flash.values()):,} B of flash' in page
-    assert "arm_convolve_s8" in page and "weights_&lt;conv1&gt;" in page   # names are escaped
+    assert "mcu_convolve_s8" in page and "weights_&lt;conv1&gt;" in page   # names are escaped
 
 
 def test_a_region_that_overflows_is_the_headline(tmp_path):

@@ -256,7 +256,7 @@ def test_generated_code_reads_like_hand_written():
     f = emit_op(program, program.ops[0], lambda n: f"t_{n}", "(arena + 64)", "op3")
     [statement] = f.statements
     assert statement.startswith("/* CONV_2D y: [1,9,10,5] -> [1,5,5,7], 3x3 stride 2x2, pad top 1 left 0 (SAME), RELU */")
-    assert "arm_convolve_s8(&ctx" in statement and "t_b" in statement
+    assert "mcu_convolve_s8(&ctx" in statement and "t_b" in statement
     assert f.declarations[0].startswith("static const int32_t op3_multiplier[7] = {")
     no_bias = CASES["conv_3x3_dilation2_no_bias"]()
     assert "&bias_dims, NULL," in emit_op(no_bias, no_bias.ops[0], str, "s", "u").statements[0]

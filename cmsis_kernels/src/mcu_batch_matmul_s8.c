@@ -24,7 +24,7 @@ static void matmul_one(const int8_t *lhs, const int8_t *rhs, const mcu_batch_mat
     }
 }
 
-arm_cmsis_nn_status mcu_batch_matmul_s8(const int8_t *lhs,
+mcu_nn_status mcu_batch_matmul_s8(const int8_t *lhs,
                                         const int8_t *rhs,
                                         const mcu_batch_matmul_dims *dims,
                                         const mcu_batch_matmul_quant *quant,
@@ -46,5 +46,5 @@ arm_cmsis_nn_status mcu_batch_matmul_s8(const int8_t *lhs,
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

@@ -7,14 +7,14 @@ static int8_t mul_one(int8_t a, int8_t b, const void *q)
     return mcu_mul_one_s8(a, b, (const mcu_mul_quant *)q);
 }
 
-arm_cmsis_nn_status mcu_broadcast_mul_s8(const int8_t *input_1_vect,
-                                         const cmsis_nn_dims *input_1_dims,
+mcu_nn_status mcu_broadcast_mul_s8(const int8_t *input_1_vect,
+                                         const mcu_nn_dims *input_1_dims,
                                          const int8_t *input_2_vect,
-                                         const cmsis_nn_dims *input_2_dims,
+                                         const mcu_nn_dims *input_2_dims,
                                          const int32_t input_1_offset,
                                          const int32_t input_2_offset,
                                          int8_t *output,
-                                         const cmsis_nn_dims *output_dims,
+                                         const mcu_nn_dims *output_dims,
                                          const int32_t out_offset,
                                          const int32_t out_mult,
                                          const int32_t out_shift,

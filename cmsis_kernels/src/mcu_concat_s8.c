@@ -3,7 +3,7 @@
 
 #include "mcu_nn_support.h"
 
-arm_cmsis_nn_status mcu_concat_s8(const int8_t *const *inputs,
+mcu_nn_status mcu_concat_s8(const int8_t *const *inputs,
                                   const int32_t *input_row_sizes,
                                   const int32_t num_inputs,
                                   const int32_t outer_size,
@@ -18,5 +18,5 @@ arm_cmsis_nn_status mcu_concat_s8(const int8_t *const *inputs,
             output += row;
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

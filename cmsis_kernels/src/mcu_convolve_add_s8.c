@@ -7,24 +7,24 @@
  */
 #include "mcu_nn_support.h"
 
-arm_cmsis_nn_status mcu_convolve_add_s8(const cmsis_nn_context *ctx,
-                                        const cmsis_nn_conv_params *conv_params,
-                                        const cmsis_nn_per_channel_quant_params *quant_params,
-                                        const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_convolve_add_s8(const mcu_nn_context *ctx,
+                                        const mcu_nn_conv_params *conv_params,
+                                        const mcu_nn_per_channel_quant_params *quant_params,
+                                        const mcu_nn_dims *input_dims,
                                         const int8_t *input_data,
-                                        const cmsis_nn_dims *filter_dims,
+                                        const mcu_nn_dims *filter_dims,
                                         const int8_t *filter_data,
-                                        const cmsis_nn_dims *bias_dims,
+                                        const mcu_nn_dims *bias_dims,
                                         const int32_t *bias_data,
                                         const mcu_add_quant *add_quant,
                                         const int8_t *residual_data,
-                                        const cmsis_nn_dims *output_dims,
+                                        const mcu_nn_dims *output_dims,
                                         int8_t *output_data)
 {
     (void)bias_dims;
     if (add_quant == NULL)
     {
-        return ARM_CMSIS_NN_ARG_ERROR;
+        return MCU_NN_ARG_ERROR;
     }
     return mcu_convolve_core_s8(ctx, conv_params, quant_params, input_dims, input_data, filter_dims, filter_data,
                                 bias_data, add_quant, residual_data, output_dims, output_data);

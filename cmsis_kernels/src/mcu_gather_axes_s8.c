@@ -30,11 +30,11 @@ static int axis_in_bounds(const int32_t *index, int32_t begin, int32_t count, in
     return 1;
 }
 
-arm_cmsis_nn_status mcu_gather_axes_s8(const int8_t *input,
-                                       const cmsis_nn_dims *input_dims,
-                                       const cmsis_nn_dims *begin,
+mcu_nn_status mcu_gather_axes_s8(const int8_t *input,
+                                       const mcu_nn_dims *input_dims,
+                                       const mcu_nn_dims *begin,
                                        const int32_t *const index[4],
-                                       const cmsis_nn_dims *output_dims,
+                                       const mcu_nn_dims *output_dims,
                                        int8_t *output)
 {
     const int32_t in[4] = {input_dims->n, input_dims->h, input_dims->w, input_dims->c};
@@ -44,7 +44,7 @@ arm_cmsis_nn_status mcu_gather_axes_s8(const int8_t *input,
     {
         if (!axis_in_bounds(index[k], start[k], out[k], in[k]))
         {
-            return ARM_CMSIS_NN_ARG_ERROR;
+            return MCU_NN_ARG_ERROR;
         }
     }
     const int32_t stride_w = in[3];
@@ -74,5 +74,5 @@ arm_cmsis_nn_status mcu_gather_axes_s8(const int8_t *input,
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

@@ -68,7 +68,7 @@ static int32_t log_q5(int32_t x)
     return saturating_left_shift(log, 1);
 }
 
-arm_cmsis_nn_status mcu_log_softmax_s8(const int8_t *input,
+mcu_nn_status mcu_log_softmax_s8(const int8_t *input,
                                        const int32_t rows,
                                        const int32_t depth,
                                        const int32_t input_mult,
@@ -108,5 +108,5 @@ arm_cmsis_nn_status mcu_log_softmax_s8(const int8_t *input,
             output[i] = (int8_t)out;
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

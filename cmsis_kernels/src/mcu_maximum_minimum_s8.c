@@ -14,12 +14,12 @@ static int8_t smaller(int8_t a, int8_t b, const void *unused)
     return a < b ? a : b;
 }
 
-arm_cmsis_nn_status mcu_maximum_minimum_s8(const int8_t *input_1_vect,
-                                           const cmsis_nn_dims *input_1_dims,
+mcu_nn_status mcu_maximum_minimum_s8(const int8_t *input_1_vect,
+                                           const mcu_nn_dims *input_1_dims,
                                            const int8_t *input_2_vect,
-                                           const cmsis_nn_dims *input_2_dims,
+                                           const mcu_nn_dims *input_2_dims,
                                            int8_t *output,
-                                           const cmsis_nn_dims *output_dims,
+                                           const mcu_nn_dims *output_dims,
                                            const int32_t maximum)
 {
     /* one call per constant callback: each inlines to a direct comparison, no call through a pointer */

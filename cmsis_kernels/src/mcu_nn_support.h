@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "arm_nnfunctions.h"
+#include "mcu_nnfunctions.h"
 
 #if defined(ARM_MATH_MVEI)
 #include <arm_mve.h>
@@ -129,9 +129,9 @@ typedef struct
 } mcu_pool_window;
 
 /* The window of output pixel (out_y, out_x); padded taps are left out. */
-static inline mcu_pool_window mcu_pool_window_at(const cmsis_nn_pool_params *p,
-                                                 const cmsis_nn_dims *input_dims,
-                                                 const cmsis_nn_dims *filter_dims,
+static inline mcu_pool_window mcu_pool_window_at(const mcu_nn_pool_params *p,
+                                                 const mcu_nn_dims *input_dims,
+                                                 const mcu_nn_dims *filter_dims,
                                                  int32_t out_y,
                                                  int32_t out_x)
 {
@@ -241,16 +241,16 @@ static inline int32_t mcu_fc_dot(const int8_t *input, const int8_t *filter_row, 
  * multiplier[oc * quant_step] and shift[oc * quant_step]: quant_step is 1 for per-channel
  * and 0 for per-tensor quantization.
  */
-static inline void mcu_fc_batches_s8(const cmsis_nn_fc_params *fc_params,
+static inline void mcu_fc_batches_s8(const mcu_nn_fc_params *fc_params,
                                      const int32_t *multiplier,
                                      const int32_t *shift,
                                      int32_t quant_step,
-                                     const cmsis_nn_dims *input_dims,
+                                     const mcu_nn_dims *input_dims,
                                      const int8_t *input_data,
-                                     const cmsis_nn_dims *filter_dims,
+                                     const mcu_nn_dims *filter_dims,
                                      const int8_t *filter_data,
                                      const int32_t *bias_data,
-                                     const cmsis_nn_dims *output_dims,
+                                     const mcu_nn_dims *output_dims,
                                      int8_t *output_data)
 {
     const int32_t depth = filter_dims->n;
@@ -304,7 +304,7 @@ typedef struct
     int32_t n, h, w, c;
 } mcu_strides;
 
-static inline mcu_strides mcu_broadcast_strides(const cmsis_nn_dims *d)
+static inline mcu_strides mcu_broadcast_strides(const mcu_nn_dims *d)
 {
     const mcu_strides s = {d->n == 1 ? 0 : d->h * d->w * d->c, d->h == 1 ? 0 : d->w * d->c, d->w == 1 ? 0 : d->c,
                            d->c == 1 ? 0 : 1};
@@ -312,7 +312,7 @@ static inline mcu_strides mcu_broadcast_strides(const cmsis_nn_dims *d)
 }
 
 /* True when every dimension of in is 1 or equal to out's. */
-static inline int mcu_broadcastable(const cmsis_nn_dims *in, const cmsis_nn_dims *out)
+static inline int mcu_broadcastable(const mcu_nn_dims *in, const mcu_nn_dims *out)
 {
     return (in->n == 1 || in->n == out->n) && (in->h == 1 || in->h == out->h) && (in->w == 1 || in->w == out->w) &&
            (in->c == 1 || in->c == out->c);
@@ -322,18 +322,18 @@ static inline int mcu_broadcastable(const cmsis_nn_dims *in, const cmsis_nn_dims
 typedef int8_t (*mcu_binary_op_s8)(int8_t a, int8_t b, const void *q);
 
 /* op over an NHWC output, each input read with broadcasting (every dimension 1 or the output's). */
-static inline arm_cmsis_nn_status mcu_broadcast_for_each_s8(const int8_t *input_1_vect,
-                                                            const cmsis_nn_dims *input_1_dims,
+static inline mcu_nn_status mcu_broadcast_for_each_s8(const int8_t *input_1_vect,
+                                                            const mcu_nn_dims *input_1_dims,
                                                             const int8_t *input_2_vect,
-                                                            const cmsis_nn_dims *input_2_dims,
+                                                            const mcu_nn_dims *input_2_dims,
                                                             int8_t *output,
-                                                            const cmsis_nn_dims *output_dims,
+                                                            const mcu_nn_dims *output_dims,
                                                             mcu_binary_op_s8 op,
                                                             const void *q)
 {
     if (!mcu_broadcastable(input_1_dims, output_dims) || !mcu_broadcastable(input_2_dims, output_dims))
     {
-        return ARM_CMSIS_NN_ARG_ERROR;
+        return MCU_NN_ARG_ERROR;
     }
     const mcu_strides s1 = mcu_broadcast_strides(input_1_dims);
     const mcu_strides s2 = mcu_broadcast_strides(input_2_dims);
@@ -352,22 +352,22 @@ static inline arm_cmsis_nn_status mcu_broadcast_for_each_s8(const int8_t *input_
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }
 
-/* The convolution of arm_convolve_s8; with add != NULL each output value is then added
+/* The convolution of mcu_convolve_s8; with add != NULL each output value is then added
  * to residual at the same index (TFLite ADD arithmetic), which it may overwrite. */
-arm_cmsis_nn_status mcu_convolve_core_s8(const cmsis_nn_context *ctx,
-                                         const cmsis_nn_conv_params *conv_params,
-                                         const cmsis_nn_per_channel_quant_params *quant_params,
-                                         const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_convolve_core_s8(const mcu_nn_context *ctx,
+                                         const mcu_nn_conv_params *conv_params,
+                                         const mcu_nn_per_channel_quant_params *quant_params,
+                                         const mcu_nn_dims *input_dims,
                                          const int8_t *input_data,
-                                         const cmsis_nn_dims *filter_dims,
+                                         const mcu_nn_dims *filter_dims,
                                          const int8_t *filter_data,
                                          const int32_t *bias_data,
                                          const mcu_add_quant *add,
                                          const int8_t *residual,
-                                         const cmsis_nn_dims *output_dims,
+                                         const mcu_nn_dims *output_dims,
                                          int8_t *output_data);
 
 #endif /* MCU_NN_SUPPORT_H */

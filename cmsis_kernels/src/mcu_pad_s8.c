@@ -3,19 +3,19 @@
 
 #include "mcu_nn_support.h"
 
-arm_cmsis_nn_status mcu_pad_s8(const int8_t *input,
-                               const cmsis_nn_dims *input_dims,
-                               const cmsis_nn_dims *pad_before,
+mcu_nn_status mcu_pad_s8(const int8_t *input,
+                               const mcu_nn_dims *input_dims,
+                               const mcu_nn_dims *pad_before,
                                const int8_t pad_value,
-                               const cmsis_nn_dims *output_dims,
+                               const mcu_nn_dims *output_dims,
                                int8_t *output)
 {
-    const cmsis_nn_dims *in = input_dims;
-    const cmsis_nn_dims *out = output_dims;
+    const mcu_nn_dims *in = input_dims;
+    const mcu_nn_dims *out = output_dims;
     if (pad_before->n + in->n > out->n || pad_before->h + in->h > out->h || pad_before->w + in->w > out->w ||
         pad_before->c + in->c > out->c)
     {
-        return ARM_CMSIS_NN_ARG_ERROR;
+        return MCU_NN_ARG_ERROR;
     }
     memset(output, pad_value, (size_t)(out->n * out->h * out->w * out->c));
     for (int32_t n = 0; n < in->n; n++)
@@ -32,5 +32,5 @@ arm_cmsis_nn_status mcu_pad_s8(const int8_t *input,
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

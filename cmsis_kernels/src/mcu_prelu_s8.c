@@ -12,13 +12,13 @@ static int8_t prelu_one(int8_t x, int8_t alpha, const void *q)
     return (int8_t)mcu_clamp(out + p->output_offset, INT8_MIN, INT8_MAX);
 }
 
-arm_cmsis_nn_status mcu_prelu_s8(const int8_t *input,
-                                 const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_prelu_s8(const int8_t *input,
+                                 const mcu_nn_dims *input_dims,
                                  const int8_t *alpha,
-                                 const cmsis_nn_dims *alpha_dims,
+                                 const mcu_nn_dims *alpha_dims,
                                  const mcu_prelu_quant *quant,
                                  int8_t *output,
-                                 const cmsis_nn_dims *output_dims)
+                                 const mcu_nn_dims *output_dims)
 {
     return mcu_broadcast_for_each_s8(input, input_dims, alpha, alpha_dims, output, output_dims, prelu_one, quant);
 }

@@ -66,7 +66,7 @@ static void reduce_row(const int8_t *row, int32_t size, int32_t kept, mcu_reduce
     }
 }
 
-arm_cmsis_nn_status mcu_reduce_s8(const cmsis_nn_context *ctx,
+mcu_nn_status mcu_reduce_s8(const mcu_nn_context *ctx,
                                   const int8_t *input,
                                   const int32_t *sizes,
                                   const int32_t *out_strides,
@@ -80,7 +80,7 @@ arm_cmsis_nn_status mcu_reduce_s8(const cmsis_nn_context *ctx,
     if (acc == NULL || ctx->size < output_size * (int32_t)sizeof(int32_t) || num_axes < 1 ||
         num_axes > MCU_REDUCE_MAX_AXES || out_strides[num_axes - 1] > 1 || (op == MCU_REDUCE_SUM && quant == NULL))
     {
-        return ARM_CMSIS_NN_ARG_ERROR;
+        return MCU_NN_ARG_ERROR;
     }
     const int32_t start = op == MCU_REDUCE_SUM ? 0 : (op == MCU_REDUCE_MAX ? -128 : 127);
     for (int32_t i = 0; i < output_size; i++)
@@ -117,5 +117,5 @@ arm_cmsis_nn_status mcu_reduce_s8(const cmsis_nn_context *ctx,
                                             quant->output_offset, -128, 127)
                         : (int8_t)acc[i];
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

@@ -1,7 +1,7 @@
 /* int8 RELU6 (TFLite Micro Relu6Quantized: clamp without rescaling). */
 #include "mcu_nn_support.h"
 
-arm_cmsis_nn_status mcu_relu6_s8(const int8_t *input,
+mcu_nn_status mcu_relu6_s8(const int8_t *input,
                                  int8_t *output,
                                  const int32_t size,
                                  const int32_t out_activation_min,
@@ -11,5 +11,5 @@ arm_cmsis_nn_status mcu_relu6_s8(const int8_t *input,
     {
         output[i] = (int8_t)mcu_clamp(input[i], out_activation_min, out_activation_max);
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

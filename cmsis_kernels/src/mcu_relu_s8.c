@@ -1,7 +1,7 @@
 /* int8 RELU with requantization (TFLite Micro ReluQuantized). */
 #include "mcu_nn_support.h"
 
-arm_cmsis_nn_status mcu_relu_s8(const int8_t *input,
+mcu_nn_status mcu_relu_s8(const int8_t *input,
                                 int8_t *output,
                                 const int32_t size,
                                 const int32_t input_offset,
@@ -16,5 +16,5 @@ arm_cmsis_nn_status mcu_relu_s8(const int8_t *input,
         output[i] = mcu_requantize_s8(input[i] + input_offset, out_mult, out_shift, out_offset, out_activation_min,
                                       out_activation_max);
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

@@ -24,12 +24,12 @@ static mcu_resize_tap resize_tap(int32_t i, int32_t scale, int32_t half_pixel_ce
     return tap;
 }
 
-arm_cmsis_nn_status mcu_resize_bilinear_s8(const int8_t *input,
-                                           const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_resize_bilinear_s8(const int8_t *input,
+                                           const mcu_nn_dims *input_dims,
                                            const int32_t scale_h,
                                            const int32_t scale_w,
                                            const int32_t half_pixel_centers,
-                                           const cmsis_nn_dims *output_dims,
+                                           const mcu_nn_dims *output_dims,
                                            int8_t *output)
 {
     const int32_t channels = input_dims->c;
@@ -38,7 +38,7 @@ arm_cmsis_nn_status mcu_resize_bilinear_s8(const int8_t *input,
         resize_tap(output_dims->h - 1, scale_h, half_pixel_centers, input_dims->h).lower >= input_dims->h ||
         resize_tap(output_dims->w - 1, scale_w, half_pixel_centers, input_dims->w).lower >= input_dims->w)
     {
-        return ARM_CMSIS_NN_ARG_ERROR;
+        return MCU_NN_ARG_ERROR;
     }
     const int32_t row_size = input_dims->w * channels;
     for (int32_t b = 0; b < output_dims->n; b++)
@@ -69,5 +69,5 @@ arm_cmsis_nn_status mcu_resize_bilinear_s8(const int8_t *input,
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

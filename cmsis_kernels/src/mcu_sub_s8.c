@@ -28,13 +28,13 @@ static int8_t squared_difference_one(int8_t a, int8_t b, const void *quant)
     return mcu_requantize_s8(d * d, q->out_mult, q->out_shift, q->out_offset, q->act_min, q->act_max);
 }
 
-arm_cmsis_nn_status mcu_sub_s8(const int8_t *input_1_vect,
-                               const cmsis_nn_dims *input_1_dims,
+mcu_nn_status mcu_sub_s8(const int8_t *input_1_vect,
+                               const mcu_nn_dims *input_1_dims,
                                const int8_t *input_2_vect,
-                               const cmsis_nn_dims *input_2_dims,
+                               const mcu_nn_dims *input_2_dims,
                                const mcu_add_quant *quant,
                                int8_t *output,
-                               const cmsis_nn_dims *output_dims,
+                               const mcu_nn_dims *output_dims,
                                const int32_t squared)
 {
     /* one call per constant callback: each inlines to direct code, no call through a pointer */

@@ -5,16 +5,16 @@
    is OHWI; the filter zero point is 0 (symmetric weights). */
 #include "mcu_nn_support.h"
 
-arm_cmsis_nn_status mcu_transpose_conv_s8(const cmsis_nn_context *ctx,
-                                          const cmsis_nn_conv_params *conv_params,
-                                          const cmsis_nn_per_channel_quant_params *quant_params,
-                                          const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_transpose_conv_s8(const mcu_nn_context *ctx,
+                                          const mcu_nn_conv_params *conv_params,
+                                          const mcu_nn_per_channel_quant_params *quant_params,
+                                          const mcu_nn_dims *input_dims,
                                           const int8_t *input,
-                                          const cmsis_nn_dims *filter_dims,
+                                          const mcu_nn_dims *filter_dims,
                                           const int8_t *filter,
-                                          const cmsis_nn_dims *bias_dims,
+                                          const mcu_nn_dims *bias_dims,
                                           const int32_t *bias,
-                                          const cmsis_nn_dims *output_dims,
+                                          const mcu_nn_dims *output_dims,
                                           int8_t *output)
 {
     (void)bias_dims;
@@ -72,5 +72,5 @@ arm_cmsis_nn_status mcu_transpose_conv_s8(const cmsis_nn_context *ctx,
                                                         conv_params->activation.max);
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

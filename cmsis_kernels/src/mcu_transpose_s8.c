@@ -1,8 +1,8 @@
 /* int8 4D transpose (TFLite TRANSPOSE). */
 #include "mcu_nn_support.h"
 
-arm_cmsis_nn_status mcu_transpose_s8(const int8_t *input,
-                                     const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_transpose_s8(const int8_t *input,
+                                     const mcu_nn_dims *input_dims,
                                      const int32_t *perm,
                                      int8_t *output)
 {
@@ -15,7 +15,7 @@ arm_cmsis_nn_status mcu_transpose_s8(const int8_t *input,
     {
         if (perm[i] < 0 || perm[i] > 3)
         {
-            return ARM_CMSIS_NN_ARG_ERROR;
+            return MCU_NN_ARG_ERROR;
         }
         out_dims[i] = in_dims[perm[i]];
         strides[i] = in_strides[perm[i]];
@@ -34,5 +34,5 @@ arm_cmsis_nn_status mcu_transpose_s8(const int8_t *input,
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

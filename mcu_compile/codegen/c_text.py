@@ -96,7 +96,7 @@ def comment(text: str) -> str:
 # ---------------------------------------------------------------- C text helpers
 
 def dims(shape) -> str:
-    """cmsis_nn_dims initializer {n, h, w, c}."""
+    """mcu_nn_dims initializer {n, h, w, c}."""
     return "{" + ", ".join(str(int(d)) for d in shape) + "}"
 
 
@@ -164,7 +164,7 @@ def per_channel_tables(site: Site, multipliers, shifts) -> list[str]:
 
 
 def quant_params_line(site: Site) -> str:
-    return (f"const cmsis_nn_per_channel_quant_params quant_params = "
+    return (f"const mcu_nn_per_channel_quant_params quant_params = "
             f"{{(int32_t *){site.uid}_multiplier, (int32_t *){site.uid}_shift}};")
 
 

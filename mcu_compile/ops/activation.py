@@ -164,7 +164,7 @@ def _emit_softmax(site: c.Site) -> c.CodeFragment:
     rows = int(np.prod(shape[:-1], dtype=np.int64))
     body = [c.named_ints([("beta_mult", p.input_multiplier), ("beta_left_shift", p.input_left_shift),
                           ("diff_min", p.diff_min)]),
-            c.call("arm_softmax_s8", [site.x, str(rows), str(shape[-1]), "beta_mult", "beta_left_shift", "diff_min",
+            c.call("mcu_softmax_s8", [site.x, str(rows), str(shape[-1]), "beta_mult", "beta_left_shift", "diff_min",
                                       site.y])]
     summary = f"{rows} row(s) of {shape[-1]}, beta {site.op.options.get('beta', 1.0)}"
     return c.CodeFragment([], [c.block(site, summary, body)])

@@ -192,7 +192,7 @@ def _per_channel(site: c.Site, channels: int) -> list[str]:
 
 def _emit_conv_2d(site: c.Site) -> c.CodeFragment:
     context = f"{{{site.scratch}, {_conv_scratch(site.program, site.op)}}}"
-    return _convolution(site, "arm_convolve_s8", "cmsis_nn_conv_params conv_params", "", context,
+    return _convolution(site, "mcu_convolve_s8", "mcu_nn_conv_params conv_params", "", context,
                         out_channels=site.shape(1)[0], extra_summary="")
 
 
@@ -214,14 +214,14 @@ def _emit_conv_2d_add(site: c.Site) -> c.CodeFragment:
                        site.scratch, site.uid)
     context = f"{{{site.scratch}, {_conv_scratch(site.program, op)}}}"
     added = f", + residual {residual}" + (f" then {add_activation}" if add_activation != "NONE" else "")
-    return _convolution(conv_site, "mcu_convolve_add_s8", "cmsis_nn_conv_params conv_params", "", context,
+    return _convolution(conv_site, "mcu_convolve_add_s8", "mcu_nn_conv_params conv_params", "", context,
                         out_channels=site.shape(1)[0], extra_summary=added,
                         residual=(add_quant, site.ref(residual)))
 
 
 def _emit_depthwise_conv_2d(site: c.Site) -> c.CodeFragment:
     ch_mult = site.shape(1)[3] // site.shape(0)[3]  # as TFLite, the shapes decide, not depth_multiplier
-    return _convolution(site, "arm_depthwise_conv_s8", "cmsis_nn_dw_conv_params dw_conv_params",
+    return _convolution(site, "mcu_depthwise_conv_s8", "mcu_nn_dw_conv_params dw_conv_params",
                         f" .ch_mult = {ch_mult},", "{NULL, 0}", out_channels=site.shape(1)[3],
                         extra_summary=f", depth multiplier {ch_mult}")
 
@@ -229,7 +229,7 @@ def _emit_depthwise_conv_2d(site: c.Site) -> c.CodeFragment:
 def _emit_transpose_conv(site: c.Site) -> c.CodeFragment:
     conv_site = c.Site(site.program, _as_conv(site.op), site.ref, site.scratch, site.uid)
     context = f"{{{site.scratch}, {_transpose_conv_scratch(site.program, site.op)}}}"
-    return _convolution(conv_site, "mcu_transpose_conv_s8", "cmsis_nn_conv_params conv_params", "", context,
+    return _convolution(conv_site, "mcu_transpose_conv_s8", "mcu_nn_conv_params conv_params", "", context,
                         out_channels=site.shape(1)[0], extra_summary=", transposed",
                         pads=_transpose_conv_pads(site.program, site.op))
 
@@ -248,7 +248,7 @@ def _convolution(site: c.Site, kernel: str, params_decl: str, extra_params: str,
     lo, hi = c.activation(site)
     params_name = params_decl.split()[-1]
     body = [
-        f"const cmsis_nn_context ctx = {context};",
+        f"const mcu_nn_context ctx = {context};",
         f"const {params_decl} = {{"
         f".input_offset = {-site.zero_point(site.op.inputs[0])}, "
         f".output_offset = {site.zero_point(site.op.outputs[0])},{extra_params}\n"
@@ -257,10 +257,10 @@ def _convolution(site: c.Site, kernel: str, params_decl: str, extra_params: str,
         f"    .dilation = {{.w = {dilation[1]}, .h = {dilation[0]}}}, "
         f".activation = {{.min = {lo}, .max = {hi}}}}};",
         c.quant_params_line(site),
-        f"const cmsis_nn_dims input_dims = {c.dims(x_shape)};",
-        f"const cmsis_nn_dims filter_dims = {c.dims(w_shape)};",
-        f"const cmsis_nn_dims bias_dims = {c.dims((1, 1, 1, out_channels))};",
-        f"const cmsis_nn_dims output_dims = {c.dims(y_shape)};",
+        f"const mcu_nn_dims input_dims = {c.dims(x_shape)};",
+        f"const mcu_nn_dims filter_dims = {c.dims(w_shape)};",
+        f"const mcu_nn_dims bias_dims = {c.dims((1, 1, 1, out_channels))};",
+        f"const mcu_nn_dims output_dims = {c.dims(y_shape)};",
     ]
     residual_args = []
     if residual is not None:
@@ -286,23 +286,23 @@ def _emit_fully_connected(site: c.Site) -> c.CodeFragment:
     per_channel = len(set(zip(multipliers.tolist(), shifts.tolist()))) > 1
     if per_channel:
         declarations = c.per_channel_tables(site, multipliers, shifts)
-        quant_line, function = c.quant_params_line(site), "arm_fully_connected_per_channel_s8"
+        quant_line, function = c.quant_params_line(site), "mcu_fully_connected_per_channel_s8"
     else:
         declarations = []
-        quant_line = (f"const cmsis_nn_per_tensor_quant_params quant_params = "
+        quant_line = (f"const mcu_nn_per_tensor_quant_params quant_params = "
                       f"{{{int(multipliers[0])}, {int(shifts[0])}}};")
-        function = "arm_fully_connected_s8"
+        function = "mcu_fully_connected_s8"
     body = [
-        "const cmsis_nn_context ctx = {NULL, 0};",
-        f"const cmsis_nn_fc_params fc_params = {{.input_offset = {-site.zero_point(site.op.inputs[0])}, "
+        "const mcu_nn_context ctx = {NULL, 0};",
+        f"const mcu_nn_fc_params fc_params = {{.input_offset = {-site.zero_point(site.op.inputs[0])}, "
         f".filter_offset = {-int(w_zp[0])},\n"
         f"    .output_offset = {site.zero_point(site.op.outputs[0])}, "
         f".activation = {{.min = {lo}, .max = {hi}}}}};",
         quant_line,
-        f"const cmsis_nn_dims input_dims = {c.dims((batches, 1, 1, depth))};",
-        f"const cmsis_nn_dims filter_dims = {c.dims((depth, 1, 1, out_ch))};",
-        f"const cmsis_nn_dims bias_dims = {c.dims((1, 1, 1, out_ch))};",
-        f"const cmsis_nn_dims output_dims = {c.dims((batches, 1, 1, out_ch))};",
+        f"const mcu_nn_dims input_dims = {c.dims((batches, 1, 1, depth))};",
+        f"const mcu_nn_dims filter_dims = {c.dims((depth, 1, 1, out_ch))};",
+        f"const mcu_nn_dims bias_dims = {c.dims((1, 1, 1, out_ch))};",
+        f"const mcu_nn_dims output_dims = {c.dims((batches, 1, 1, out_ch))};",
         c.call(function, ["&ctx", "&fc_params", "&quant_params", "&input_dims", site.x, "&filter_dims",
                           site.ref(site.op.inputs[1]), "&bias_dims", c.bias_ref(site), "&output_dims", site.y]),
     ]

@@ -131,7 +131,7 @@ def mul(program: Program, op: Op, args: list) -> np.ndarray:
 def _dims(site: c.Site) -> list[str]:
     """input_1_dims, input_2_dims and output_dims: the three shapes as 4D NHWC."""
     shapes = (site.shape(0), site.shape(1), site.shape(output=True))
-    return [f"const cmsis_nn_dims {name}_dims = {c.dims(c.nhwc4(shape, site))};"
+    return [f"const mcu_nn_dims {name}_dims = {c.dims(c.nhwc4(shape, site))};"
             for name, shape in zip(("input_1", "input_2", "output"), shapes)]
 
 
@@ -147,7 +147,7 @@ def _elementwise(site: c.Site, name: str, quant_lines: list[str], quant_args: li
     out_args = ["out_offset", "out_mult", "out_shift", "act_min", "act_max"]
     if site.shape(0) == site.shape(1) == site.shape(output=True):
         size = site.program.tensor(site.op.outputs[0]).size
-        call = c.call(f"arm_elementwise_{name}_s8", [a, b, *quant_args, site.y, *out_args, str(size)])
+        call = c.call(f"mcu_elementwise_{name}_s8", [a, b, *quant_args, site.y, *out_args, str(size)])
         return c.CodeFragment([], [c.block(site, f"{size} elements" + c.activation_text(site), quant_lines + [call])])
     call = c.call(f"mcu_broadcast_{name}_s8", [a, "&input_1_dims", b, "&input_2_dims", *quant_args, site.y,
                                                "&output_dims", *out_args])

@@ -52,12 +52,12 @@ def _pool(site: c.Site, function: str, ctx: str) -> c.CodeFragment:
     lo, hi = c.activation(site)
     body = [
         ctx,
-        "const cmsis_nn_pool_params pool_params = {"
+        "const mcu_nn_pool_params pool_params = {"
         f".stride = {{.w = {o.get('stride_w', 1)}, .h = {o.get('stride_h', 1)}}},\n"
         f"    .padding = {{.w = {pads[1]}, .h = {pads[0]}}}, .activation = {{.min = {lo}, .max = {hi}}}}};",
-        f"const cmsis_nn_dims input_dims = {c.dims(site.shape())};",
-        f"const cmsis_nn_dims filter_dims = {c.dims((1, *kernel, 1))};",
-        f"const cmsis_nn_dims output_dims = {c.dims(site.shape(output=True))};",
+        f"const mcu_nn_dims input_dims = {c.dims(site.shape())};",
+        f"const mcu_nn_dims filter_dims = {c.dims((1, *kernel, 1))};",
+        f"const mcu_nn_dims output_dims = {c.dims(site.shape(output=True))};",
         c.call(function, ["&ctx", "&pool_params", "&input_dims", site.x, "&filter_dims", "&output_dims",
                           site.y]),
     ]
@@ -65,12 +65,12 @@ def _pool(site: c.Site, function: str, ctx: str) -> c.CodeFragment:
 
 
 def _emit_max_pool_2d(site: c.Site) -> c.CodeFragment:
-    return _pool(site, "arm_max_pool_s8", "const cmsis_nn_context ctx = {NULL, 0};")
+    return _pool(site, "mcu_max_pool_s8", "const mcu_nn_context ctx = {NULL, 0};")
 
 
 def _emit_average_pool_2d(site: c.Site) -> c.CodeFragment:
     size = _avg_scratch(site.program, site.op)
-    return _pool(site, "arm_avgpool_s8", f"const cmsis_nn_context ctx = {{{site.scratch}, {size}}};")
+    return _pool(site, "mcu_avgpool_s8", f"const mcu_nn_context ctx = {{{site.scratch}, {size}}};")
 
 
 register(

@@ -106,7 +106,7 @@ def _emit(site: c.Site) -> c.CodeFragment:
     op = site.op
     sizes, strides = _kernel_axes(site.program, op)
     n = len(sizes)
-    body = [f"const cmsis_nn_context ctx = {{{site.scratch}, {_scratch(site.program, op)}}};",
+    body = [f"const mcu_nn_context ctx = {{{site.scratch}, {_scratch(site.program, op)}}};",
             f"const int32_t sizes[{n}] = {{{', '.join(map(str, sizes))}}};",
             f"const int32_t out_strides[{n}] = {{{', '.join(map(str, strides))}}};"]
     quant = "NULL"

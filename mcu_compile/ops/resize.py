@@ -127,8 +127,8 @@ def _check_bilinear(program: Program, op: Op) -> None:
 
 def _emit_bilinear(site: c.Site) -> c.CodeFragment:
     (scale_h, scale_w), half = _bilinear_params(site.program, site.op)
-    body = [f"const cmsis_nn_dims input_dims = {c.dims(site.shape())};",
-            f"const cmsis_nn_dims output_dims = {c.dims(site.shape(output=True))};",
+    body = [f"const mcu_nn_dims input_dims = {c.dims(site.shape())};",
+            f"const mcu_nn_dims output_dims = {c.dims(site.shape(output=True))};",
             c.named_ints([("scale_h", scale_h), ("scale_w", scale_w), ("half_pixel_centers", int(half))]),
             c.call("mcu_resize_bilinear_s8", [site.x, "&input_dims", "scale_h", "scale_w", "half_pixel_centers",
                                               "&output_dims", site.y])]

@@ -76,7 +76,7 @@ def _emit_transpose(site: c.Site) -> c.CodeFragment:
     dims = c.nhwc4(shape, site)
     lead = 4 - len(shape)
     perm = list(range(lead)) + [p % len(shape) + lead for p in c.const_ints(site, 1)]
-    body = [f"const cmsis_nn_dims input_dims = {c.dims(dims)};",
+    body = [f"const mcu_nn_dims input_dims = {c.dims(dims)};",
             f"const int32_t perm[4] = {{{', '.join(str(p) for p in perm)}}};",
             c.call("mcu_transpose_s8", [site.x, "&input_dims", "perm", site.y])]
     return c.CodeFragment([], [c.block(site, f"perm {c.const_ints(site, 1)}", body)])
@@ -181,9 +181,9 @@ def _emit_pad(site: c.Site) -> c.CodeFragment:
     dims = c.nhwc4(shape, site)
     before = (0,) * (4 - len(shape)) + tuple(int(p) for p in paddings[:, 0])
     pad_value = _pad_value(site.program, site.op)
-    body = [f"const cmsis_nn_dims input_dims = {c.dims(dims)};",
-            f"const cmsis_nn_dims pad_before = {c.dims(before)};",
-            f"const cmsis_nn_dims output_dims = {c.dims(c.nhwc4(site.shape(output=True), site))};",
+    body = [f"const mcu_nn_dims input_dims = {c.dims(dims)};",
+            f"const mcu_nn_dims pad_before = {c.dims(before)};",
+            f"const mcu_nn_dims output_dims = {c.dims(c.nhwc4(site.shape(output=True), site))};",
             c.call("mcu_pad_s8", [site.x, "&input_dims", "&pad_before", str(pad_value), "&output_dims", site.y])]
     return c.CodeFragment([], [c.block(site, f"paddings {paddings.tolist()}, value {pad_value}", body)])
 

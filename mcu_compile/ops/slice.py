@@ -100,9 +100,9 @@ class Gather:
                 tables.append("NULL" if axis.table is None else f"{site.uid}_index{out}_{k}")
                 if axis.table is not None:
                     declarations.append(c.int_array(tables[-1], axis.table))
-            call = "\n".join([f"const cmsis_nn_dims input_dims = {c.dims([a.dim for a in axes])};",
-                              f"const cmsis_nn_dims begin = {c.dims([a.begin for a in axes])};",
-                              f"const cmsis_nn_dims output_dims = {c.dims([a.count for a in axes])};",
+            call = "\n".join([f"const mcu_nn_dims input_dims = {c.dims([a.dim for a in axes])};",
+                              f"const mcu_nn_dims begin = {c.dims([a.begin for a in axes])};",
+                              f"const mcu_nn_dims output_dims = {c.dims([a.count for a in axes])};",
                               f"const int32_t *const index[4] = {{{', '.join(tables)}}};",
                               c.call("mcu_gather_axes_s8", [x, "&input_dims", "&begin", "index", "&output_dims",
                                                             site.ref(name)])])

@@ -18,7 +18,7 @@ _INPUT = re.compile(r"^ (\.[\w.$]+|\*\w+\*|COMMON)?\s*\n?\s*(0x[0-9a-f]+)\s+(0x[
 @dataclass(frozen=True)
 class InputSection:
     output: str  # output section, e.g. ".text"
-    name: str  # input section, e.g. ".text.arm_convolve_s8"
+    name: str  # input section, e.g. ".text.mcu_convolve_s8"
     size: int
     origin: str  # object file or archive(member)
 

@@ -4,8 +4,8 @@
  * Type and field names follow CMSIS-NN, so firmware generated against this
  * header also builds against Arm's CMSIS-NN library.
  */
-#ifndef ARM_NN_TYPES_H
-#define ARM_NN_TYPES_H
+#ifndef MCU_NN_TYPES_H
+#define MCU_NN_TYPES_H
 
 #include <stdint.h>
 
@@ -28,18 +28,18 @@
 
 typedef enum
 {
-    ARM_CMSIS_NN_SUCCESS = 0,
-    ARM_CMSIS_NN_ARG_ERROR = -1,
-    ARM_CMSIS_NN_NO_IMPL_ERROR = -2,
-    ARM_CMSIS_NN_FAILURE = -3,
-} arm_cmsis_nn_status;
+    MCU_NN_SUCCESS = 0,
+    MCU_NN_ARG_ERROR = -1,
+    MCU_NN_NO_IMPL_ERROR = -2,
+    MCU_NN_FAILURE = -3,
+} mcu_nn_status;
 
 /** Scratch memory handed to a kernel; size in bytes. */
 typedef struct
 {
     void *buf;
     int32_t size;
-} cmsis_nn_context;
+} mcu_nn_context;
 
 /** Tensor shape, NHWC. */
 typedef struct
@@ -48,70 +48,70 @@ typedef struct
     int32_t h;
     int32_t w;
     int32_t c;
-} cmsis_nn_dims;
+} mcu_nn_dims;
 
 typedef struct
 {
     int32_t w;
     int32_t h;
-} cmsis_nn_tile;
+} mcu_nn_tile;
 
 /** Output clamp range in the int8 domain (fused activation). */
 typedef struct
 {
     int32_t min;
     int32_t max;
-} cmsis_nn_activation;
+} mcu_nn_activation;
 
 /** Offsets are added to the raw values: input_offset = -input_zero_point, output_offset = +output_zero_point. */
 typedef struct
 {
     int32_t input_offset;
     int32_t output_offset;
-    cmsis_nn_tile stride;
-    cmsis_nn_tile padding;
-    cmsis_nn_tile dilation;
-    cmsis_nn_activation activation;
-} cmsis_nn_conv_params;
+    mcu_nn_tile stride;
+    mcu_nn_tile padding;
+    mcu_nn_tile dilation;
+    mcu_nn_activation activation;
+} mcu_nn_conv_params;
 
 typedef struct
 {
     int32_t input_offset;
     int32_t output_offset;
     int32_t ch_mult;
-    cmsis_nn_tile stride;
-    cmsis_nn_tile padding;
-    cmsis_nn_tile dilation;
-    cmsis_nn_activation activation;
-} cmsis_nn_dw_conv_params;
+    mcu_nn_tile stride;
+    mcu_nn_tile padding;
+    mcu_nn_tile dilation;
+    mcu_nn_activation activation;
+} mcu_nn_dw_conv_params;
 
 typedef struct
 {
-    cmsis_nn_tile stride;
-    cmsis_nn_tile padding;
-    cmsis_nn_activation activation;
-} cmsis_nn_pool_params;
+    mcu_nn_tile stride;
+    mcu_nn_tile padding;
+    mcu_nn_activation activation;
+} mcu_nn_pool_params;
 
 typedef struct
 {
     int32_t input_offset;
     int32_t filter_offset;
     int32_t output_offset;
-    cmsis_nn_activation activation;
-} cmsis_nn_fc_params;
+    mcu_nn_activation activation;
+} mcu_nn_fc_params;
 
 /** Q31 multiplier and shift (positive = left) per output channel. */
 typedef struct
 {
     int32_t *multiplier;
     int32_t *shift;
-} cmsis_nn_per_channel_quant_params;
+} mcu_nn_per_channel_quant_params;
 
 typedef struct
 {
     int32_t multiplier;
     int32_t shift;
-} cmsis_nn_per_tensor_quant_params;
+} mcu_nn_per_tensor_quant_params;
 
 /** Quantization of TFLite int8 ADD (op_params.add_params): both inputs are brought to a
  *  common scale with left_shift bits of headroom, summed, then rescaled and clamped. */
@@ -124,4 +124,4 @@ typedef struct
     int32_t act_min, act_max;
 } mcu_add_quant;
 
-#endif /* ARM_NN_TYPES_H */
+#endif /* MCU_NN_TYPES_H */

@@ -4,7 +4,7 @@
  */
 #include "mcu_nn_support.h"
 
-int32_t arm_avgpool_s8_get_buffer_size(const int dim_dst_width, const int ch_src)
+int32_t mcu_avgpool_s8_get_buffer_size(const int dim_dst_width, const int ch_src)
 {
     (void)dim_dst_width;
     return ch_src * (int32_t)sizeof(int32_t);
@@ -12,7 +12,7 @@ int32_t arm_avgpool_s8_get_buffer_size(const int dim_dst_width, const int ch_src
 
 /* Channel-innermost sums into the int32 scratch, so input rows are read contiguously. */
 static void sum_window(const int8_t *input,
-                       const cmsis_nn_dims *input_dims,
+                       const mcu_nn_dims *input_dims,
                        const mcu_pool_window *win,
                        int32_t *sums)
 {
@@ -34,19 +34,19 @@ static void sum_window(const int8_t *input,
     }
 }
 
-arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *ctx,
-                                   const cmsis_nn_pool_params *pool_params,
-                                   const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_avgpool_s8(const mcu_nn_context *ctx,
+                                   const mcu_nn_pool_params *pool_params,
+                                   const mcu_nn_dims *input_dims,
                                    const int8_t *input_data,
-                                   const cmsis_nn_dims *filter_dims,
-                                   const cmsis_nn_dims *output_dims,
+                                   const mcu_nn_dims *filter_dims,
+                                   const mcu_nn_dims *output_dims,
                                    int8_t *output_data)
 {
     if (ctx->buf == NULL)
     {
-        return ARM_CMSIS_NN_ARG_ERROR;
+        return MCU_NN_ARG_ERROR;
     }
-    const cmsis_nn_pool_params *p = pool_params;
+    const mcu_nn_pool_params *p = pool_params;
     const int32_t channels = input_dims->c;
     int32_t *sums = (int32_t *)ctx->buf;
     for (int32_t b = 0; b < input_dims->n; b++)
@@ -60,7 +60,7 @@ arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *ctx,
                 const int32_t count = (win.y_end - win.y_start) * (win.x_end - win.x_start);
                 if (count <= 0)
                 {
-                    return ARM_CMSIS_NN_ARG_ERROR;
+                    return MCU_NN_ARG_ERROR;
                 }
                 sum_window(input, input_dims, &win, sums);
                 for (int32_t c = 0; c < channels; c++)
@@ -72,5 +72,5 @@ arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *ctx,
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

@@ -138,7 +138,7 @@ static void softmax_row(const int8_t *input, int32_t size, int32_t mult, int32_t
     }
 }
 
-void arm_softmax_s8(const int8_t *input,
+void mcu_softmax_s8(const int8_t *input,
                     const int32_t num_rows,
                     const int32_t row_size,
                     const int32_t mult,

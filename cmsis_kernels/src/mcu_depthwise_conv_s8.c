@@ -12,10 +12,10 @@
 
 /* Accumulates one output channel at one output position over the in-bounds taps. */
 static int32_t dw_accumulate(const int8_t *input,
-                             const cmsis_nn_dims *input_dims,
+                             const mcu_nn_dims *input_dims,
                              const int8_t *filter,
-                             const cmsis_nn_dims *filter_dims,
-                             const cmsis_nn_dw_conv_params *p,
+                             const mcu_nn_dims *filter_dims,
+                             const mcu_nn_dw_conv_params *p,
                              int32_t base_y,
                              int32_t base_x,
                              int32_t in_c,
@@ -57,8 +57,8 @@ static void dw_tap_range(int32_t base, int32_t dil, int32_t k, int32_t size, int
 }
 
 /* One requantized output channel. */
-static inline int8_t dw_output(int32_t acc, int32_t oc, const int32_t *bias, const cmsis_nn_dw_conv_params *p,
-                               const cmsis_nn_per_channel_quant_params *q)
+static inline int8_t dw_output(int32_t acc, int32_t oc, const int32_t *bias, const mcu_nn_dw_conv_params *p,
+                               const mcu_nn_per_channel_quant_params *q)
 {
     if (bias != NULL)
     {
@@ -70,11 +70,11 @@ static inline int8_t dw_output(int32_t acc, int32_t oc, const int32_t *bias, con
 
 /* All channels of one output pixel for ch_mult == 1; base_y/base_x as in the portable loop. */
 static void dw_pixel_ch1(const int8_t *input,
-                         const cmsis_nn_dims *input_dims,
+                         const mcu_nn_dims *input_dims,
                          const int8_t *filter,
-                         const cmsis_nn_dims *filter_dims,
-                         const cmsis_nn_dw_conv_params *p,
-                         const cmsis_nn_per_channel_quant_params *q,
+                         const mcu_nn_dims *filter_dims,
+                         const mcu_nn_dw_conv_params *p,
+                         const mcu_nn_per_channel_quant_params *q,
                          const int32_t *bias,
                          int32_t base_y,
                          int32_t base_x,
@@ -203,24 +203,24 @@ static void dw_pixel_ch1(const int8_t *input,
 }
 #endif
 
-arm_cmsis_nn_status arm_depthwise_conv_s8(const cmsis_nn_context *ctx,
-                                          const cmsis_nn_dw_conv_params *dw_conv_params,
-                                          const cmsis_nn_per_channel_quant_params *quant_params,
-                                          const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_depthwise_conv_s8(const mcu_nn_context *ctx,
+                                          const mcu_nn_dw_conv_params *dw_conv_params,
+                                          const mcu_nn_per_channel_quant_params *quant_params,
+                                          const mcu_nn_dims *input_dims,
                                           const int8_t *input_data,
-                                          const cmsis_nn_dims *filter_dims,
+                                          const mcu_nn_dims *filter_dims,
                                           const int8_t *filter_data,
-                                          const cmsis_nn_dims *bias_dims,
+                                          const mcu_nn_dims *bias_dims,
                                           const int32_t *bias_data,
-                                          const cmsis_nn_dims *output_dims,
+                                          const mcu_nn_dims *output_dims,
                                           int8_t *output_data)
 {
     (void)ctx;
     (void)bias_dims;
-    const cmsis_nn_dw_conv_params *p = dw_conv_params;
+    const mcu_nn_dw_conv_params *p = dw_conv_params;
     if (output_dims->c != input_dims->c * p->ch_mult || filter_dims->c != output_dims->c)
     {
-        return ARM_CMSIS_NN_ARG_ERROR;
+        return MCU_NN_ARG_ERROR;
     }
     int8_t *out = output_data;
 #if defined(ARM_MATH_MVEI) || defined(ARM_MATH_DSP)
@@ -242,7 +242,7 @@ arm_cmsis_nn_status arm_depthwise_conv_s8(const cmsis_nn_context *ctx,
                 }
             }
         }
-        return ARM_CMSIS_NN_SUCCESS;
+        return MCU_NN_SUCCESS;
     }
 #endif
     for (int32_t b = 0; b < input_dims->n; b++)
@@ -268,5 +268,5 @@ arm_cmsis_nn_status arm_depthwise_conv_s8(const cmsis_nn_context *ctx,
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

@@ -21,16 +21,16 @@
 
 #include "mcu_nn_support.h"
 
-int32_t arm_convolve_s8_get_buffer_size(const cmsis_nn_dims *input_dims, const cmsis_nn_dims *filter_dims)
+int32_t mcu_convolve_s8_get_buffer_size(const mcu_nn_dims *input_dims, const mcu_nn_dims *filter_dims)
 {
     return 2 * input_dims->c * filter_dims->h * filter_dims->w * (int32_t)sizeof(int16_t);
 }
 
 /* Gathers the receptive field of output pixel (out_y, out_x) of one batch into col. */
 static void im2col_s16(const int8_t *input,
-                       const cmsis_nn_dims *input_dims,
-                       const cmsis_nn_dims *filter_dims,
-                       const cmsis_nn_conv_params *p,
+                       const mcu_nn_dims *input_dims,
+                       const mcu_nn_dims *filter_dims,
+                       const mcu_nn_conv_params *p,
                        int32_t out_y,
                        int32_t out_x,
                        int16_t *col)
@@ -64,8 +64,8 @@ static void im2col_s16(const int8_t *input,
 
 /* The output value of one channel: requantized, then (fused residual ADD) added to the
  * residual value at the same index, which is read before the output overwrites it. */
-static inline int8_t conv_output(int32_t acc, int32_t oc, const cmsis_nn_conv_params *p,
-                                 const cmsis_nn_per_channel_quant_params *q, const mcu_add_quant *add,
+static inline int8_t conv_output(int32_t acc, int32_t oc, const mcu_nn_conv_params *p,
+                                 const mcu_nn_per_channel_quant_params *q, const mcu_add_quant *add,
                                  const int8_t *residual)
 {
     const int8_t value = mcu_requantize_s8(acc, q->multiplier[oc], q->shift[oc], p->output_offset,
@@ -77,9 +77,9 @@ static inline int8_t conv_output(int32_t acc, int32_t oc, const cmsis_nn_conv_pa
 /* Gathers the receptive field of output pixel (out_y, out_x) as raw int8 into col; padded
  * taps hold pad (= -input_offset). */
 static void im2col_s8(const int8_t *input,
-                      const cmsis_nn_dims *input_dims,
-                      const cmsis_nn_dims *filter_dims,
-                      const cmsis_nn_conv_params *p,
+                      const mcu_nn_dims *input_dims,
+                      const mcu_nn_dims *filter_dims,
+                      const mcu_nn_conv_params *p,
                       int8_t pad,
                       int32_t out_y,
                       int32_t out_x,
@@ -126,9 +126,9 @@ static void reorder_col_s16(int16_t *col, int32_t col_len)
  * (channels % 4 == 0): four input bytes at a time, offset added per 16-bit lane (the same
  * wrap to int16 as the portable cast). */
 static void im2col_s16_reordered(const int8_t *input,
-                                 const cmsis_nn_dims *input_dims,
-                                 const cmsis_nn_dims *filter_dims,
-                                 const cmsis_nn_conv_params *p,
+                                 const mcu_nn_dims *input_dims,
+                                 const mcu_nn_dims *filter_dims,
+                                 const mcu_nn_conv_params *p,
                                  int32_t out_y,
                                  int32_t out_x,
                                  int16_t *col)
@@ -180,8 +180,8 @@ static void conv_columns(const int16_t *col_0,
                          int32_t col_len,
                          const int8_t *filter,
                          const int32_t *bias,
-                         const cmsis_nn_conv_params *p,
-                         const cmsis_nn_per_channel_quant_params *q,
+                         const mcu_nn_conv_params *p,
+                         const mcu_nn_per_channel_quant_params *q,
                          const mcu_add_quant *add,
                          const int8_t *res_0,
                          const int8_t *res_1,
@@ -223,8 +223,8 @@ static void conv_columns_mve(const int8_t *const cols[4],
                              int32_t col_len,
                              const int8_t *filter,
                              const int32_t *bias,
-                             const cmsis_nn_conv_params *p,
-                             const cmsis_nn_per_channel_quant_params *q,
+                             const mcu_nn_conv_params *p,
+                             const mcu_nn_per_channel_quant_params *q,
                              const mcu_add_quant *add,
                              const int8_t *res,
                              int32_t out_ch,
@@ -311,8 +311,8 @@ static void conv_columns_dsp(const int16_t *col_0,
                              int32_t col_len,
                              const int8_t *filter,
                              const int32_t *bias,
-                             const cmsis_nn_conv_params *p,
-                             const cmsis_nn_per_channel_quant_params *q,
+                             const mcu_nn_conv_params *p,
+                             const mcu_nn_per_channel_quant_params *q,
                              const mcu_add_quant *add,
                              const int8_t *res_0,
                              const int8_t *res_1,
@@ -403,22 +403,22 @@ static void conv_columns_dsp(const int16_t *col_0,
 }
 #endif
 
-arm_cmsis_nn_status mcu_convolve_core_s8(const cmsis_nn_context *ctx,
-                                         const cmsis_nn_conv_params *conv_params,
-                                         const cmsis_nn_per_channel_quant_params *quant_params,
-                                         const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_convolve_core_s8(const mcu_nn_context *ctx,
+                                         const mcu_nn_conv_params *conv_params,
+                                         const mcu_nn_per_channel_quant_params *quant_params,
+                                         const mcu_nn_dims *input_dims,
                                          const int8_t *input_data,
-                                         const cmsis_nn_dims *filter_dims,
+                                         const mcu_nn_dims *filter_dims,
                                          const int8_t *filter_data,
                                          const int32_t *bias_data,
                                          const mcu_add_quant *add,
                                          const int8_t *residual,
-                                         const cmsis_nn_dims *output_dims,
+                                         const mcu_nn_dims *output_dims,
                                          int8_t *output_data)
 {
     if (ctx->buf == NULL || filter_dims->c != input_dims->c || (add != NULL && residual == NULL))
     {
-        return ARM_CMSIS_NN_ARG_ERROR;
+        return MCU_NN_ARG_ERROR;
     }
     const int32_t col_len = input_dims->c * filter_dims->h * filter_dims->w;
     const int32_t out_ch = output_dims->c;
@@ -464,7 +464,7 @@ arm_cmsis_nn_status mcu_convolve_core_s8(const cmsis_nn_context *ctx,
                                  res != NULL ? res + px * out_ch : NULL, out_ch, output + px * out_ch);
             }
         }
-        return ARM_CMSIS_NN_SUCCESS;
+        return MCU_NN_SUCCESS;
     }
 #endif
     for (int32_t b = 0; b < input_dims->n; b++)
@@ -501,19 +501,19 @@ arm_cmsis_nn_status mcu_convolve_core_s8(const cmsis_nn_context *ctx,
                          output + px * out_ch, has_pair ? output + (px + 1) * out_ch : NULL);
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }
 
-arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
-                                    const cmsis_nn_conv_params *conv_params,
-                                    const cmsis_nn_per_channel_quant_params *quant_params,
-                                    const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_convolve_s8(const mcu_nn_context *ctx,
+                                    const mcu_nn_conv_params *conv_params,
+                                    const mcu_nn_per_channel_quant_params *quant_params,
+                                    const mcu_nn_dims *input_dims,
                                     const int8_t *input_data,
-                                    const cmsis_nn_dims *filter_dims,
+                                    const mcu_nn_dims *filter_dims,
                                     const int8_t *filter_data,
-                                    const cmsis_nn_dims *bias_dims,
+                                    const mcu_nn_dims *bias_dims,
                                     const int32_t *bias_data,
-                                    const cmsis_nn_dims *output_dims,
+                                    const mcu_nn_dims *output_dims,
                                     int8_t *output_data)
 {
     (void)bias_dims;

@@ -3,7 +3,7 @@
 
 /* Channel-innermost: the output pixel doubles as the running maximum, so input rows are read contiguously. */
 static void max_pool_pixel(const int8_t *input,
-                           const cmsis_nn_dims *input_dims,
+                           const mcu_nn_dims *input_dims,
                            const mcu_pool_window *win,
                            int8_t *out)
 {
@@ -25,16 +25,16 @@ static void max_pool_pixel(const int8_t *input,
     }
 }
 
-arm_cmsis_nn_status arm_max_pool_s8(const cmsis_nn_context *ctx,
-                                    const cmsis_nn_pool_params *pool_params,
-                                    const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_max_pool_s8(const mcu_nn_context *ctx,
+                                    const mcu_nn_pool_params *pool_params,
+                                    const mcu_nn_dims *input_dims,
                                     const int8_t *input_data,
-                                    const cmsis_nn_dims *filter_dims,
-                                    const cmsis_nn_dims *output_dims,
+                                    const mcu_nn_dims *filter_dims,
+                                    const mcu_nn_dims *output_dims,
                                     int8_t *output_data)
 {
     (void)ctx;
-    const cmsis_nn_pool_params *p = pool_params;
+    const mcu_nn_pool_params *p = pool_params;
     const int32_t channels = input_dims->c;
     for (int32_t b = 0; b < input_dims->n; b++)
     {
@@ -53,5 +53,5 @@ arm_cmsis_nn_status arm_max_pool_s8(const cmsis_nn_context *ctx,
             }
         }
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }

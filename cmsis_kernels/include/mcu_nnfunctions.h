@@ -11,10 +11,10 @@
  * values: input offsets are -zero_point, output offsets +zero_point.
  * Tensors are NHWC.
  */
-#ifndef ARM_NNFUNCTIONS_H
-#define ARM_NNFUNCTIONS_H
+#ifndef MCU_NNFUNCTIONS_H
+#define MCU_NNFUNCTIONS_H
 
-#include "arm_nn_types.h"
+#include "mcu_nn_types.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,36 +27,36 @@ extern "C" {
  * filter_dims: [C_OUT, KH, KW, C_IN]; bias_data may be NULL.
  * Padding is the top/left padding; output_dims sets the output size, so
  * TFLite SAME padding with an odd total is expressed exactly.
- * ctx->buf must hold arm_convolve_s8_get_buffer_size() bytes.
+ * ctx->buf must hold mcu_convolve_s8_get_buffer_size() bytes.
  */
-arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
-                                    const cmsis_nn_conv_params *conv_params,
-                                    const cmsis_nn_per_channel_quant_params *quant_params,
-                                    const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_convolve_s8(const mcu_nn_context *ctx,
+                                    const mcu_nn_conv_params *conv_params,
+                                    const mcu_nn_per_channel_quant_params *quant_params,
+                                    const mcu_nn_dims *input_dims,
                                     const int8_t *input_data,
-                                    const cmsis_nn_dims *filter_dims,
+                                    const mcu_nn_dims *filter_dims,
                                     const int8_t *filter_data,
-                                    const cmsis_nn_dims *bias_dims,
+                                    const mcu_nn_dims *bias_dims,
                                     const int32_t *bias_data,
-                                    const cmsis_nn_dims *output_dims,
+                                    const mcu_nn_dims *output_dims,
                                     int8_t *output_data);
 
-int32_t arm_convolve_s8_get_buffer_size(const cmsis_nn_dims *input_dims, const cmsis_nn_dims *filter_dims);
+int32_t mcu_convolve_s8_get_buffer_size(const mcu_nn_dims *input_dims, const mcu_nn_dims *filter_dims);
 
 /**
  * Depthwise 2D convolution; output channel c reads input channel c / ch_mult.
  * filter_dims: [1, KH, KW, C_OUT]; bias_data may be NULL. Needs no scratch.
  */
-arm_cmsis_nn_status arm_depthwise_conv_s8(const cmsis_nn_context *ctx,
-                                          const cmsis_nn_dw_conv_params *dw_conv_params,
-                                          const cmsis_nn_per_channel_quant_params *quant_params,
-                                          const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_depthwise_conv_s8(const mcu_nn_context *ctx,
+                                          const mcu_nn_dw_conv_params *dw_conv_params,
+                                          const mcu_nn_per_channel_quant_params *quant_params,
+                                          const mcu_nn_dims *input_dims,
                                           const int8_t *input_data,
-                                          const cmsis_nn_dims *filter_dims,
+                                          const mcu_nn_dims *filter_dims,
                                           const int8_t *filter_data,
-                                          const cmsis_nn_dims *bias_dims,
+                                          const mcu_nn_dims *bias_dims,
                                           const int32_t *bias_data,
-                                          const cmsis_nn_dims *output_dims,
+                                          const mcu_nn_dims *output_dims,
                                           int8_t *output_data);
 
 /* ---- Fully connected ---------------------------------------------------- */
@@ -66,35 +66,35 @@ arm_cmsis_nn_status arm_depthwise_conv_s8(const cmsis_nn_context *ctx,
  * input_dims->n: batches; filter_dims->n: accumulation depth; output_dims->c:
  * output depth. Filter is [C_OUT][depth] row-major; bias_data may be NULL.
  */
-arm_cmsis_nn_status arm_fully_connected_s8(const cmsis_nn_context *ctx,
-                                           const cmsis_nn_fc_params *fc_params,
-                                           const cmsis_nn_per_tensor_quant_params *quant_params,
-                                           const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_fully_connected_s8(const mcu_nn_context *ctx,
+                                           const mcu_nn_fc_params *fc_params,
+                                           const mcu_nn_per_tensor_quant_params *quant_params,
+                                           const mcu_nn_dims *input_dims,
                                            const int8_t *input_data,
-                                           const cmsis_nn_dims *filter_dims,
+                                           const mcu_nn_dims *filter_dims,
                                            const int8_t *filter_data,
-                                           const cmsis_nn_dims *bias_dims,
+                                           const mcu_nn_dims *bias_dims,
                                            const int32_t *bias_data,
-                                           const cmsis_nn_dims *output_dims,
+                                           const mcu_nn_dims *output_dims,
                                            int8_t *output_data);
 
-/** As arm_fully_connected_s8, with one multiplier/shift per output channel. */
-arm_cmsis_nn_status arm_fully_connected_per_channel_s8(const cmsis_nn_context *ctx,
-                                                       const cmsis_nn_fc_params *fc_params,
-                                                       const cmsis_nn_per_channel_quant_params *quant_params,
-                                                       const cmsis_nn_dims *input_dims,
+/** As mcu_fully_connected_s8, with one multiplier/shift per output channel. */
+mcu_nn_status mcu_fully_connected_per_channel_s8(const mcu_nn_context *ctx,
+                                                       const mcu_nn_fc_params *fc_params,
+                                                       const mcu_nn_per_channel_quant_params *quant_params,
+                                                       const mcu_nn_dims *input_dims,
                                                        const int8_t *input_data,
-                                                       const cmsis_nn_dims *filter_dims,
+                                                       const mcu_nn_dims *filter_dims,
                                                        const int8_t *filter_data,
-                                                       const cmsis_nn_dims *bias_dims,
+                                                       const mcu_nn_dims *bias_dims,
                                                        const int32_t *bias_data,
-                                                       const cmsis_nn_dims *output_dims,
+                                                       const mcu_nn_dims *output_dims,
                                                        int8_t *output_data);
 
 /* ---- Elementwise -------------------------------------------------------- */
 
 /** TFLite int8 ADD of two same-shaped vectors (inputs pre-shifted by left_shift, i.e. 20). */
-arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
+mcu_nn_status mcu_elementwise_add_s8(const int8_t *input_1_vect,
                                            const int8_t *input_2_vect,
                                            const int32_t input_1_offset,
                                            const int32_t input_1_mult,
@@ -112,7 +112,7 @@ arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
                                            const int32_t block_size);
 
 /** TFLite int8 MUL of two same-shaped vectors. */
-arm_cmsis_nn_status arm_elementwise_mul_s8(const int8_t *input_1_vect,
+mcu_nn_status mcu_elementwise_mul_s8(const int8_t *input_1_vect,
                                            const int8_t *input_2_vect,
                                            const int32_t input_1_offset,
                                            const int32_t input_2_offset,
@@ -126,12 +126,12 @@ arm_cmsis_nn_status arm_elementwise_mul_s8(const int8_t *input_1_vect,
 
 /**
  * ADD with NumPy/TFLite broadcasting over 4D NHWC shapes: every dimension of
- * an input is either 1 or the output's. Same arithmetic as arm_elementwise_add_s8.
+ * an input is either 1 or the output's. Same arithmetic as mcu_elementwise_add_s8.
  */
-arm_cmsis_nn_status mcu_broadcast_add_s8(const int8_t *input_1_vect,
-                                         const cmsis_nn_dims *input_1_dims,
+mcu_nn_status mcu_broadcast_add_s8(const int8_t *input_1_vect,
+                                         const mcu_nn_dims *input_1_dims,
                                          const int8_t *input_2_vect,
-                                         const cmsis_nn_dims *input_2_dims,
+                                         const mcu_nn_dims *input_2_dims,
                                          const int32_t input_1_offset,
                                          const int32_t input_1_mult,
                                          const int32_t input_1_shift,
@@ -140,7 +140,7 @@ arm_cmsis_nn_status mcu_broadcast_add_s8(const int8_t *input_1_vect,
                                          const int32_t input_2_shift,
                                          const int32_t left_shift,
                                          int8_t *output,
-                                         const cmsis_nn_dims *output_dims,
+                                         const mcu_nn_dims *output_dims,
                                          const int32_t out_offset,
                                          const int32_t out_mult,
                                          const int32_t out_shift,
@@ -148,14 +148,14 @@ arm_cmsis_nn_status mcu_broadcast_add_s8(const int8_t *input_1_vect,
                                          const int32_t out_activation_max);
 
 /** MUL with broadcasting, as mcu_broadcast_add_s8. */
-arm_cmsis_nn_status mcu_broadcast_mul_s8(const int8_t *input_1_vect,
-                                         const cmsis_nn_dims *input_1_dims,
+mcu_nn_status mcu_broadcast_mul_s8(const int8_t *input_1_vect,
+                                         const mcu_nn_dims *input_1_dims,
                                          const int8_t *input_2_vect,
-                                         const cmsis_nn_dims *input_2_dims,
+                                         const mcu_nn_dims *input_2_dims,
                                          const int32_t input_1_offset,
                                          const int32_t input_2_offset,
                                          int8_t *output,
-                                         const cmsis_nn_dims *output_dims,
+                                         const mcu_nn_dims *output_dims,
                                          const int32_t out_offset,
                                          const int32_t out_mult,
                                          const int32_t out_shift,
@@ -166,12 +166,12 @@ arm_cmsis_nn_status mcu_broadcast_mul_s8(const int8_t *input_1_vect,
  * MAXIMUM (maximum != 0) or MINIMUM of two int8 tensors with broadcasting over 4D NHWC
  * shapes, as mcu_broadcast_add_s8; inputs and output share one quantization.
  */
-arm_cmsis_nn_status mcu_maximum_minimum_s8(const int8_t *input_1_vect,
-                                           const cmsis_nn_dims *input_1_dims,
+mcu_nn_status mcu_maximum_minimum_s8(const int8_t *input_1_vect,
+                                           const mcu_nn_dims *input_1_dims,
                                            const int8_t *input_2_vect,
-                                           const cmsis_nn_dims *input_2_dims,
+                                           const mcu_nn_dims *input_2_dims,
                                            int8_t *output,
-                                           const cmsis_nn_dims *output_dims,
+                                           const mcu_nn_dims *output_dims,
                                            const int32_t maximum);
 
 /**
@@ -180,39 +180,39 @@ arm_cmsis_nn_status mcu_maximum_minimum_s8(const int8_t *input_1_vect,
  * (SUB: left_shift 20; SQUARED_DIFFERENCE: left_shift 7, the output multiplier applied
  * to the squared difference); the second input's rescaled value is subtracted.
  */
-arm_cmsis_nn_status mcu_sub_s8(const int8_t *input_1_vect,
-                               const cmsis_nn_dims *input_1_dims,
+mcu_nn_status mcu_sub_s8(const int8_t *input_1_vect,
+                               const mcu_nn_dims *input_1_dims,
                                const int8_t *input_2_vect,
-                               const cmsis_nn_dims *input_2_dims,
+                               const mcu_nn_dims *input_2_dims,
                                const mcu_add_quant *quant,
                                int8_t *output,
-                               const cmsis_nn_dims *output_dims,
+                               const mcu_nn_dims *output_dims,
                                const int32_t squared);
 
 /* ---- Pooling ------------------------------------------------------------ */
 
 /** Max pooling; filter_dims->h/w is the window. Padded taps are skipped. */
-arm_cmsis_nn_status arm_max_pool_s8(const cmsis_nn_context *ctx,
-                                    const cmsis_nn_pool_params *pool_params,
-                                    const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_max_pool_s8(const mcu_nn_context *ctx,
+                                    const mcu_nn_pool_params *pool_params,
+                                    const mcu_nn_dims *input_dims,
                                     const int8_t *input_data,
-                                    const cmsis_nn_dims *filter_dims,
-                                    const cmsis_nn_dims *output_dims,
+                                    const mcu_nn_dims *filter_dims,
+                                    const mcu_nn_dims *output_dims,
                                     int8_t *output_data);
 
 /**
  * Average pooling; the mean is over in-bounds taps only, rounded half away
- * from zero. ctx->buf must hold arm_avgpool_s8_get_buffer_size() bytes.
+ * from zero. ctx->buf must hold mcu_avgpool_s8_get_buffer_size() bytes.
  */
-arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *ctx,
-                                   const cmsis_nn_pool_params *pool_params,
-                                   const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_avgpool_s8(const mcu_nn_context *ctx,
+                                   const mcu_nn_pool_params *pool_params,
+                                   const mcu_nn_dims *input_dims,
                                    const int8_t *input_data,
-                                   const cmsis_nn_dims *filter_dims,
-                                   const cmsis_nn_dims *output_dims,
+                                   const mcu_nn_dims *filter_dims,
+                                   const mcu_nn_dims *output_dims,
                                    int8_t *output_data);
 
-int32_t arm_avgpool_s8_get_buffer_size(const int dim_dst_width, const int ch_src);
+int32_t mcu_avgpool_s8_get_buffer_size(const int dim_dst_width, const int ch_src);
 
 /* ---- Softmax -------------------------------------------------------------- */
 
@@ -221,7 +221,7 @@ int32_t arm_avgpool_s8_get_buffer_size(const int dim_dst_width, const int ch_src
  * the input beta multiplier and left shift, diff_min the cut-off below which
  * exp() is taken as 0. Output scale is 1/256 with zero point -128.
  */
-void arm_softmax_s8(const int8_t *input,
+void mcu_softmax_s8(const int8_t *input,
                     const int32_t num_rows,
                     const int32_t row_size,
                     const int32_t mult,
@@ -232,22 +232,22 @@ void arm_softmax_s8(const int8_t *input,
 /* ---- Data movement and activations (not in CMSIS-NN) ---------------------- */
 
 /**
- * CONV_2D (as arm_convolve_s8, same scratch) whose int8 output is added to residual_data
+ * CONV_2D (as mcu_convolve_s8, same scratch) whose int8 output is added to residual_data
  * with TFLite ADD arithmetic (add_quant: input 1 = the convolution's output, input 2 =
  * the residual); output_data may be residual_data (in place). Shapes: residual = output.
  */
-arm_cmsis_nn_status mcu_convolve_add_s8(const cmsis_nn_context *ctx,
-                                        const cmsis_nn_conv_params *conv_params,
-                                        const cmsis_nn_per_channel_quant_params *quant_params,
-                                        const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_convolve_add_s8(const mcu_nn_context *ctx,
+                                        const mcu_nn_conv_params *conv_params,
+                                        const mcu_nn_per_channel_quant_params *quant_params,
+                                        const mcu_nn_dims *input_dims,
                                         const int8_t *input_data,
-                                        const cmsis_nn_dims *filter_dims,
+                                        const mcu_nn_dims *filter_dims,
                                         const int8_t *filter_data,
-                                        const cmsis_nn_dims *bias_dims,
+                                        const mcu_nn_dims *bias_dims,
                                         const int32_t *bias_data,
                                         const mcu_add_quant *add_quant,
                                         const int8_t *residual_data,
-                                        const cmsis_nn_dims *output_dims,
+                                        const mcu_nn_dims *output_dims,
                                         int8_t *output_data);
 
 /**
@@ -255,31 +255,31 @@ arm_cmsis_nn_status mcu_convolve_add_s8(const cmsis_nn_context *ctx,
  * rows of input_row_sizes[i] bytes (the product of its dimensions from the
  * axis inward); output row r is the inputs' rows r side by side.
  */
-arm_cmsis_nn_status mcu_concat_s8(const int8_t *const *inputs,
+mcu_nn_status mcu_concat_s8(const int8_t *const *inputs,
                                   const int32_t *input_row_sizes,
                                   const int32_t num_inputs,
                                   const int32_t outer_size,
                                   int8_t *output);
 
 /** 4D transpose: output dimension i is input dimension perm[i] (0=n, 1=h, 2=w, 3=c). */
-arm_cmsis_nn_status mcu_transpose_s8(const int8_t *input,
-                                     const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_transpose_s8(const int8_t *input,
+                                     const mcu_nn_dims *input_dims,
                                      const int32_t *perm,
                                      int8_t *output);
 
 /** Constant padding of a 4D tensor; pad_before holds the leading padding per dimension. */
-arm_cmsis_nn_status mcu_pad_s8(const int8_t *input,
-                               const cmsis_nn_dims *input_dims,
-                               const cmsis_nn_dims *pad_before,
+mcu_nn_status mcu_pad_s8(const int8_t *input,
+                               const mcu_nn_dims *input_dims,
+                               const mcu_nn_dims *pad_before,
                                const int8_t pad_value,
-                               const cmsis_nn_dims *output_dims,
+                               const mcu_nn_dims *output_dims,
                                int8_t *output);
 
 /**
  * Requantizing RELU as TFLite Micro's ReluQuantized:
  * out = clamp(out_offset + requantize(x + input_offset, out_mult, out_shift), act_min, act_max).
  */
-arm_cmsis_nn_status mcu_relu_s8(const int8_t *input,
+mcu_nn_status mcu_relu_s8(const int8_t *input,
                                 int8_t *output,
                                 const int32_t size,
                                 const int32_t input_offset,
@@ -293,7 +293,7 @@ arm_cmsis_nn_status mcu_relu_s8(const int8_t *input,
  * RELU6 as TFLite Micro's Relu6Quantized: a clamp to [act_min, act_max] in the
  * input's domain (output quantization equals the input's).
  */
-arm_cmsis_nn_status mcu_relu6_s8(const int8_t *input,
+mcu_nn_status mcu_relu6_s8(const int8_t *input,
                                  int8_t *output,
                                  const int32_t size,
                                  const int32_t out_activation_min,
@@ -304,7 +304,7 @@ arm_cmsis_nn_status mcu_relu6_s8(const int8_t *input,
  * activation's int8 result for every int8 input (computed by the compiler with the
  * TFLite integer definition, e.g. LOGISTIC's). May run in place.
  */
-arm_cmsis_nn_status mcu_lut_s8(const int8_t *input, int8_t *output, const int32_t size, const int8_t table[256]);
+mcu_nn_status mcu_lut_s8(const int8_t *input, int8_t *output, const int32_t size, const int8_t table[256]);
 
 /* ---- Gathers, reductions, resizing (not in CMSIS-NN) ------------------------ */
 
@@ -314,11 +314,11 @@ arm_cmsis_nn_status mcu_lut_s8(const int8_t *input, int8_t *output, const int32_
  * n, h, w, c; an innermost NULL axis is one memcpy per row). Strided and plain slices,
  * split outputs, mirror padding and nearest-neighbour resizing are such gathers.
  */
-arm_cmsis_nn_status mcu_gather_axes_s8(const int8_t *input,
-                                       const cmsis_nn_dims *input_dims,
-                                       const cmsis_nn_dims *begin,
+mcu_nn_status mcu_gather_axes_s8(const int8_t *input,
+                                       const mcu_nn_dims *input_dims,
+                                       const mcu_nn_dims *begin,
                                        const int32_t *const index[4],
-                                       const cmsis_nn_dims *output_dims,
+                                       const mcu_nn_dims *output_dims,
                                        int8_t *output);
 
 /** What mcu_reduce_s8 computes per output value. */
@@ -344,7 +344,7 @@ typedef struct
  * axes (the innermost axis: 1 or 0). ctx->buf holds one int32 per output value.
  * quant: MCU_REDUCE_SUM only (NULL otherwise); MAX and MIN keep the input's quantization.
  */
-arm_cmsis_nn_status mcu_reduce_s8(const cmsis_nn_context *ctx,
+mcu_nn_status mcu_reduce_s8(const mcu_nn_context *ctx,
                                   const int8_t *input,
                                   const int32_t *sizes,
                                   const int32_t *out_strides,
@@ -359,12 +359,12 @@ arm_cmsis_nn_status mcu_reduce_s8(const cmsis_nn_context *ctx,
  * the input/output size ratios in 1/1024 (ResizeBilinearInteger's), half_pixel_centers
  * 0 or 1. The output shares the input's quantization.
  */
-arm_cmsis_nn_status mcu_resize_bilinear_s8(const int8_t *input,
-                                           const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_resize_bilinear_s8(const int8_t *input,
+                                           const mcu_nn_dims *input_dims,
                                            const int32_t scale_h,
                                            const int32_t scale_w,
                                            const int32_t half_pixel_centers,
-                                           const cmsis_nn_dims *output_dims,
+                                           const mcu_nn_dims *output_dims,
                                            int8_t *output);
 
 /** BATCH_MATMUL quantization: offsets are -zero points (lhs, rhs) and +zero point (output). */
@@ -400,7 +400,7 @@ typedef struct
  * int8 batched matrix product, TFLite's integer BATCH_MATMUL: output [batches..., rows, cols],
  * row-major, per-tensor requantization.
  */
-arm_cmsis_nn_status mcu_batch_matmul_s8(const int8_t *lhs,
+mcu_nn_status mcu_batch_matmul_s8(const int8_t *lhs,
                                         const int8_t *rhs,
                                         const mcu_batch_matmul_dims *dims,
                                         const mcu_batch_matmul_quant *quant,
@@ -411,16 +411,16 @@ arm_cmsis_nn_status mcu_batch_matmul_s8(const int8_t *lhs,
  * channel requantization; conv_params->padding is the leading padding of the output
  * (dilation unused). ctx->buf holds one int32 accumulator per output value.
  */
-arm_cmsis_nn_status mcu_transpose_conv_s8(const cmsis_nn_context *ctx,
-                                          const cmsis_nn_conv_params *conv_params,
-                                          const cmsis_nn_per_channel_quant_params *quant_params,
-                                          const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_transpose_conv_s8(const mcu_nn_context *ctx,
+                                          const mcu_nn_conv_params *conv_params,
+                                          const mcu_nn_per_channel_quant_params *quant_params,
+                                          const mcu_nn_dims *input_dims,
                                           const int8_t *input,
-                                          const cmsis_nn_dims *filter_dims,
+                                          const mcu_nn_dims *filter_dims,
                                           const int8_t *filter,
-                                          const cmsis_nn_dims *bias_dims,
+                                          const mcu_nn_dims *bias_dims,
                                           const int32_t *bias,
-                                          const cmsis_nn_dims *output_dims,
+                                          const mcu_nn_dims *output_dims,
                                           int8_t *output);
 
 /* ---- PRELU, LOG_SOFTMAX (not in CMSIS-NN) ----------------------------------- */
@@ -441,13 +441,13 @@ typedef struct
  * int8 PRELU: x >= 0 ? x : alpha * x, alpha broadcast against the input (each of its
  * axes 1 or the output's), TFLite Micro's two requantizations.
  */
-arm_cmsis_nn_status mcu_prelu_s8(const int8_t *input,
-                                 const cmsis_nn_dims *input_dims,
+mcu_nn_status mcu_prelu_s8(const int8_t *input,
+                                 const mcu_nn_dims *input_dims,
                                  const int8_t *alpha,
-                                 const cmsis_nn_dims *alpha_dims,
+                                 const mcu_nn_dims *alpha_dims,
                                  const mcu_prelu_quant *quant,
                                  int8_t *output,
-                                 const cmsis_nn_dims *output_dims);
+                                 const mcu_nn_dims *output_dims);
 
 /**
  * int8 LOG_SOFTMAX of `rows` rows of `depth` values (output scale 16/256, zero point 127):
@@ -455,7 +455,7 @@ arm_cmsis_nn_status mcu_prelu_s8(const int8_t *input,
  * Q12 exp of the difference -k (0 below diff_min); reverse_mult, reverse_shift map Q5 back
  * to input steps (TFLite's reverse scaling).
  */
-arm_cmsis_nn_status mcu_log_softmax_s8(const int8_t *input,
+mcu_nn_status mcu_log_softmax_s8(const int8_t *input,
                                        const int32_t rows,
                                        const int32_t depth,
                                        const int32_t input_mult,
@@ -470,4 +470,4 @@ arm_cmsis_nn_status mcu_log_softmax_s8(const int8_t *input,
 }
 #endif
 
-#endif /* ARM_NNFUNCTIONS_H */
+#endif /* MCU_NNFUNCTIONS_H */

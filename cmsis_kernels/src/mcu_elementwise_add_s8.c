@@ -1,7 +1,7 @@
 /* int8 elementwise ADD of two same-shaped tensors (TFLite ADD without broadcast). */
 #include "mcu_nn_support.h"
 
-arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
+mcu_nn_status mcu_elementwise_add_s8(const int8_t *input_1_vect,
                                            const int8_t *input_2_vect,
                                            const int32_t input_1_offset,
                                            const int32_t input_1_mult,
@@ -25,5 +25,5 @@ arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
     {
         output[i] = mcu_add_one_s8(input_1_vect[i], input_2_vect[i], &q);
     }
-    return ARM_CMSIS_NN_SUCCESS;
+    return MCU_NN_SUCCESS;
 }
