@@ -10,11 +10,12 @@ the firmware runs the fused, scheduled form. What a compiled project can do afte
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Iterable
 
-from .codegen.model import render_model
+from .codegen.model import check_model_name, render_model
 from .errors import BoardFitError, InputError
 from .ir.inputs import default_vectors, to_program_inputs
 from .ir.offline_plan import with_offline_plan
@@ -29,7 +30,7 @@ from .project import (MANIFEST, PROGRAM_FILE, REFERENCE_FILE, CompiledModel, che
                       write_vectors)
 from .report.budget import DEFAULT_STACK_BYTES, budget_overruns, predicted_report
 from .report.npu import npu_summary
-from .target.boards import is_catalog_board, load_board
+from .target.boards import Board, is_catalog_board, load_board
 
 
 def build_program(model, example_inputs, calibration) -> Program:
@@ -69,7 +70,8 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             board: str = "mps3-an547", out_dir: str | Path = "mcu_out",
             test_inputs: Iterable | None = None, stack_bytes: int | None = None,
             max_ram: int | None = None, max_flash: int | None = None, npu: bool = True,
-            weights_in_ram: bool = False, force: bool = False) -> CompiledModel:
+            weights_in_ram: bool = False, force: bool = False, console: str | None = None,
+            name: str = "model") -> CompiledModel:
     """Compile a model into a firmware project for `board`.
 
     model: an nn.Module, an ExportedProgram, or the path of a .pt2 (torch.export.save)
@@ -85,11 +87,16 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     the CPU, for comparison). weights_in_ram: copy the CPU weights from
     flash to the board's data RAM at start-up. out_dir is replaced as a whole when the
     compile succeeds (and left as it was when it fails); a non-empty folder that is not
-    an mcu-compile project is refused unless force.
+    an mcu-compile project is refused unless force. console: "uart" or "semihosting"
+    instead of the board's own console (its [console]): e.g. "uart" on a QEMU board runs
+    the real-board code path, frames over the UART, under simulation. name: the model's C
+    name, the prefix of every public symbol of model.c and of its header <name>.h
+    (kws_invoke(), KWS_NUM_INPUTS...), so that several models link into one firmware.
     """
+    check_model_name(name)
     stack_policy = "auto" if stack_bytes is None else "fixed"
     stack_bytes = DEFAULT_STACK_BYTES if stack_bytes is None else stack_bytes
-    board_info = load_board(board)
+    board_info = with_console(load_board(board), console)
     program = build_program(model, example_inputs, calibration)
     delegation = delegate(program, board_info) if npu and board_info.npu else None
     edge_program = delegation.program.verify("delegate") if delegation else program
@@ -117,10 +124,11 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             edge_program, plan_for_file(edge_program, firmware_program, plan))))
         if edge_program is not program:
             folder.joinpath(REFERENCE_FILE).write_bytes(write_tflite(program))
-        weight_symbols = render_model(firmware_program, plan, folder, board_info.npu, weights_in_ram)
+        weight_symbols = render_model(firmware_program, plan, folder, board_info.npu, weights_in_ram, name)
         write_vectors(folder, program, board_info, vectors, stack_bytes, report["arena"])
         folder.joinpath(MANIFEST).write_text(json.dumps(
             {"board": board_info.name, "board_file": None if is_catalog_board(board_info) else str(board_info.path.resolve()),
+             "console": board_info.console["kind"],
              "weight_symbols": weight_symbols, "stack_policy": stack_policy,
              "max_ram": max_ram, "max_flash": max_flash, "report": report}, indent=1))
 
@@ -139,5 +147,23 @@ def load(project_dir: str | Path) -> CompiledModel:
                          f"create one with `mcu-compile compile MODEL --out {project_dir}`")
     manifest = json.loads(manifest_path.read_text())
     check_model_files(project_dir, manifest)
+    board = load_board(manifest.get("board_file") or manifest["board"])
     return CompiledModel(project_dir, project_dir / PROGRAM_FILE, manifest["report"],
-                         load_board(manifest.get("board_file") or manifest["board"]))
+                         with_console(board, manifest.get("console")))
+
+
+CONSOLES = ("uart", "semihosting")
+
+
+def with_console(board: Board, console: str | None) -> Board:
+    """The board with its console replaced (None: the board file's own)."""
+    if console is None or console == board.console["kind"]:
+        return board
+    if console not in CONSOLES:
+        raise InputError(f"unknown console '{console}'; choose one of {', '.join(CONSOLES)}")
+    if console == "uart" and not board.uart:
+        raise InputError(f"board {board.name} has no [uart] in {board.path}: its console can only be semihosting")
+    if console == "semihosting" and not board.simulator:
+        raise InputError(f"board {board.name} is a real board: semihosting needs a debugger attached and halts "
+                         f"the core without one; keep its UART console")
+    return dataclasses.replace(board, console={**board.console, "kind": console})

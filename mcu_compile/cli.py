@@ -28,9 +28,9 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 class _OneLineErrors(click.Group):
-    """Every error ends the command with one line and exit code 2: `error: ...` for what
-    the user can act on (McuCompileError), `internal error: ...` naming a log file with
-    the traceback for anything else."""
+    """Every error ends the command with one line: `error: ...` for what the user can act
+    on (McuCompileError; exit code 2, or 1 when the device failed: flashing, the serial
+    link), `internal error: ...` naming a log file with the traceback for anything else."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -39,6 +39,7 @@ class _OneLineErrors(click.Group):
             raise
         except McuCompileError as err:
             click.echo(f"error: {_printable(str(err))}", err=True)
+            ctx.exit(getattr(err, "exit_code", EXIT_ERROR))
         except Exception as err:
             log = _write_log(err)
             click.echo(f"internal error: {type(err).__name__}: {_printable(str(err))} (details in {log})", err=True)
@@ -101,15 +102,21 @@ def _calibration_inputs(path: Path | None, model: str):
 @click.option("--no-npu", is_flag=True, help="Keep every op on the CPU even if the board has an NPU.")
 @click.option("--weights-in-ram", is_flag=True,
               help="Copy the weights from flash to the data RAM at start-up (if it fits).")
+@click.option("--console", type=click.Choice(["uart", "semihosting"]),
+              help="The firmware's console, instead of the board's own: results in frames over the UART "
+                   "(real boards; any QEMU board too) or lines over semihosting (simulators).")
+@click.option("--name", default="model", show_default=True,
+              help="The model's C name: model.c's API is <name>_invoke(), <name>.h, NAME_NUM_INPUTS...; "
+                   "two models with different names link into one firmware.")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files that are not an mcu-compile project.")
-def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, weights_in_ram, force):
+def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, weights_in_ram, console, name, force):
     """Compile MODEL (.tflite int8, or .pt2 from torch.export.save) into a firmware project."""
     from .api import compile as compile_model
     calibration = _calibration_inputs(Path(calibrate) if calibrate else None, model)
     example = _pt2_example_inputs(model, calibration)
     compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
                              max_ram=max_ram, max_flash=max_flash, npu=not no_npu,
-                             weights_in_ram=weights_in_ram, force=force)
+                             weights_in_ram=weights_in_ram, force=force, console=console, name=name)
     click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")
     click.echo(compiled.report_text())
 
@@ -153,19 +160,26 @@ def build(project):
 @click.option("--outputs", "outputs_path", type=click.Path(dir_okay=False),
               help="Save the firmware's outputs to this .npz: output<i> (int8, the program's layout) and "
                    "output<i>_float (dequantized, PyTorch's layout), first axis = sample.")
-def run(project, timeout, npu_sim, inputs_path, outputs_path):
+@click.option("--port", help="Run on firmware already flashed and running instead of a simulator: a serial "
+                             "device (/dev/ttyACM0) or a pyserial URL (socket://HOST:PORT, rfc2217://...).")
+@click.option("--baud", type=int, help="Baud rate for --port (default: the board's console UART).")
+def run(project, timeout, npu_sim, inputs_path, outputs_path, port, baud):
     """Build PROJECT, run it in the board's simulator and compare its outputs with the
-    host reference byte for byte. Exits 1 when they differ."""
+    host reference byte for byte. Exits 1 when they differ. With --port, run on firmware
+    already flashed and running (a board, or a QEMU with its UART on a socket)."""
     from .api import load
     compiled = load(project)
     inputs = _npz_samples(Path(inputs_path), compiled.program.inputs, "inputs") if inputs_path else None
-    result = compiled.run(inputs=inputs, timeout=timeout, npu_sim=npu_sim)
+    if port:
+        result = _run_on_port(compiled, port, baud, inputs, timeout)
+    else:
+        result = compiled.run(inputs=inputs, timeout=timeout, npu_sim=npu_sim)
     if outputs_path:
         _save_outputs(Path(outputs_path), result)
         click.echo(f"wrote {len(result.outputs)} output set(s) to {outputs_path}")
     for v, count in enumerate(result.instructions):
         click.echo(f"vector {v}: {count:,} CPU instructions per inference")
-    if result.npu_sim != "none":
+    if result.npu_sim not in ("none", "hardware"):
         npu = compiled.report["npu"]
         click.echo(f"NPU: {result.npu_jobs} jobs run by the {result.npu_sim}; Vela's estimate "
                    f"{npu['estimated_cycles']:,} NPU cycles per inference")
@@ -174,6 +188,19 @@ def run(project, timeout, npu_sim, inputs_path, outputs_path):
     else:
         click.echo("outputs: DIFFERENT from the host reference", err=True)
         sys.exit(1)
+
+
+def _run_on_port(compiled, port: str, baud: int | None, inputs, timeout: float):
+    from .device.remote import run_on_port
+    if compiled.board.console["kind"] != "uart":
+        raise InputError(f"{compiled.project_dir} was compiled with a {compiled.board.console['kind']} console; "
+                         f"--port needs firmware with a UART console (compile with --console uart)")
+    done = run_on_port(compiled, port, baud, inputs, timeout=min(timeout, 60.0),
+                       log=lambda text: click.echo(f"device: {text.rstrip()}", err=True))
+    for v, ticks in enumerate(done.ticks):
+        click.echo(f"vector {v}: {ticks:,} timer ticks per inference (core clock cycles on hardware)")
+    click.echo(f"stack: {done.stack_bytes:,} B used at most; link re-synchronised {done.resyncs} time(s)")
+    return done.run
 
 
 @main.command()
@@ -200,17 +227,82 @@ def _save_outputs(path: Path, result) -> None:
     np.savez(path, **arrays)
 
 
+@main.command("export")
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@click.option("--lib", "lib_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder to write the library into: <name>.c/.h, the kernels, CMakeLists.txt, README.txt.")
+@click.option("--force", is_flag=True, help="Replace --lib even if it is not empty.")
+def export_cmd(project, lib_dir, force):
+    """Write the model of PROJECT as a library for your own firmware: the model's C and
+    header (a prefixed API with a status return and an optional caller-supplied arena),
+    the kernels, and a CMakeLists.txt building a static library."""
+    from .codegen.library import export_library
+    out = export_library(project, lib_dir, force=force)
+    click.echo(f"wrote {out}/ (see {out}/README.txt)")
+
+
+@main.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@click.option("--port", required=True, help="The serial port of the board's ROM bootloader: a device "
+                                            "(/dev/ttyUSB0) or a pyserial URL (socket://HOST:PORT).")
+@click.option("--baud", type=int, help="Baud rate (default: the board file's [flash_loader] baud).")
+@click.option("--mass-erase", is_flag=True, help="Erase the whole flash, not only the sectors the image needs.")
+@click.option("--no-go", is_flag=True, help="Leave the board in the bootloader instead of starting the firmware.")
+@click.option("--no-reset-lines", is_flag=True,
+              help="Do not drive RESET/BOOT0 through DTR/RTS (set BOOT0 high and reset by hand).")
+def flash(project, port, baud, mass_erase, no_go, no_reset_lines):
+    """Build PROJECT and write it into the board's flash through the STM32 ROM UART
+    bootloader (AN3155): erase, write, read back every byte, start it. Exits 1 on failure;
+    nothing is reported flashed unless it read back equal."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    from .api import load
+    from .device.flashing import flash_project
+    compiled = load(project)
+    columns = (TextColumn("{task.description:<7}"), BarColumn(), DownloadColumn())
+    with Progress(*columns, transient=True) as bar:
+        tasks = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=max(total, 1))
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        report = flash_project(compiled, port, baud, mass_erase=mass_erase, go=not no_go,
+                               use_reset_lines=not no_reset_lines, progress=progress)
+    erased = "the whole flash" if report.mass_erase else f"sector(s) {', '.join(map(str, report.sectors_erased))}"
+    click.echo(f"flashed {report.image_size:,} B at 0x{report.address:08X} on chip 0x{report.chip_id:03X}: "
+               f"erased {erased}, read back equal; {report.retries} retr{'y' if report.retries == 1 else 'ies'}, "
+               f"{report.elapsed_s:.1f} s{'' if no_go else '; started'}")
+
+
+@main.command()
+@click.argument("port")
+@click.option("--baud", default=115200, show_default=True, help="Baud rate of the board's console UART.")
+@click.option("--seconds", type=float, help="Stop after this long (default: until Ctrl-C or the link closes).")
+def monitor(port, baud, seconds):
+    """Show the console of the board on PORT (a serial device or a pyserial URL such as
+    socket://HOST:PORT): its text, and each result frame as one line."""
+    from .device.monitor import monitor as watch
+    try:
+        damaged = watch(port, baud, click.echo, seconds)
+    except KeyboardInterrupt:
+        return
+    if damaged:
+        click.echo(f"{damaged} damaged frame(s) skipped (CRC-32 mismatch): check the baud rate and cable", err=True)
+
+
 @main.command()
 def boards():
     """List the boards mcu-compile can target: CPU, memories, and how each runs."""
     from .sim.backends import describe_runner
     from .target.boards import list_boards, load_board
-    for name in list_boards():
+    names = list_boards()
+    width = max(map(len, names)) + 1
+    for name in names:
         b = load_board(name)
         memories = ", ".join(f"{r.name} {r.length // 1024:,} KiB {r.kind}" for r in b.regions)
-        click.echo(f"{name:<14} {b.cpu.core:<11} {describe_runner(b):<28} {memories}")
-        click.echo(f"{'':<14} {b.description}")
-
+        click.echo(f"{name:<{width}} {b.cpu.core:<11} {describe_runner(b):<28} {memories}")
+        click.echo(f"{'':<{width}} {b.description}")
 
 if __name__ == "__main__":
     main()

@@ -8,5 +8,7 @@ extern int8_t *const model_inputs[MODEL_NUM_INPUTS];
 extern const uint32_t model_input_sizes[MODEL_NUM_INPUTS];
 extern int8_t *const model_outputs[MODEL_NUM_OUTPUTS];
 extern const uint32_t model_output_sizes[MODEL_NUM_OUTPUTS];
-void model_invoke(void);
+int model_invoke(void);
+#define MODEL_OK 0
+static inline const char *model_status_text(int status) { (void)status; return "stub model error"; }
 """

@@ -7,6 +7,7 @@ must equal mcu_compile.reference.interpreter.run and the TFLite Micro interprete
 """
 from __future__ import annotations
 
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -253,13 +254,13 @@ def test_scratch_sizes_match_kernel_buffer_queries():
 
 def test_generated_code_reads_like_hand_written():
     program = CASES["conv_3x3_stride2_same_one_sided"]()
-    f = emit_op(program, program.ops[0], lambda n: f"t_{n}", "(arena + 64)", "op3")
+    f = emit_op(program, program.ops[0], lambda n: f"t_{n}", "(arena + 64)", "op3", 3)
     [statement] = f.statements
     assert statement.startswith("/* CONV_2D y: [1,9,10,5] -> [1,5,5,7], 3x3 stride 2x2, pad top 1 left 0 (SAME), RELU */")
-    assert "mcu_convolve_s8(&ctx" in statement and "t_b" in statement
+    assert "CHECK(3, mcu_convolve_s8(&ctx" in statement and "t_b" in statement  # its status checked
     assert f.declarations[0].startswith("static const int32_t op3_multiplier[7] = {")
     no_bias = CASES["conv_3x3_dilation2_no_bias"]()
-    assert "&bias_dims, NULL," in emit_op(no_bias, no_bias.ops[0], str, "s", "u").statements[0]
+    assert re.search(r"&bias_dims,\s+NULL,", emit_op(no_bias, no_bias.ops[0], str, "s", "u").statements[0])
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")

@@ -779,7 +779,7 @@ const uint32_t model_input_sizes[1] = {8};
 int8_t *const model_outputs[1] = {arena + 32};
 const uint32_t model_output_sizes[1] = {8};
 static const mcu_npu_device npu = {BASE, IRQ, QCONFIG, {REGIONS}, {0, 0, 0, 0}};
-void model_invoke(void)
+int model_invoke(void)
 {
     mcu_npu_job job = {payload, sizeof payload, {(uintptr_t)payload, (uintptr_t)arena,
                        (uintptr_t)arena, (uintptr_t)arena, (uintptr_t)(arena + 32)},
@@ -793,6 +793,7 @@ void model_invoke(void)
     mcu_puts("\\n");
     mcu_npu_check(init);
     mcu_npu_check(run);
+    return 0;
 }
 """
 

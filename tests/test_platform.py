@@ -22,9 +22,10 @@ int8_t *const model_inputs[1] = {arena};
 const uint32_t model_input_sizes[1] = {8};
 int8_t *const model_outputs[1] = {arena + 16};
 const uint32_t model_output_sizes[1] = {8};
-void model_invoke(void)
+int model_invoke(void)
 {
 BODY
+return 0;
 }
 """
 

@@ -1,4 +1,9 @@
 #include "mcu_io.h"
+#include "board_config.h"
+#ifdef MCU_CONSOLE_UART
+#include "mcu_frame.h"
+#include "mcu_uart.h"
+#endif
 
 #define SYS_WRITE0 0x04
 #define SYS_EXIT_EXTENDED 0x20
@@ -7,12 +12,33 @@
 static char line[128];
 static uint32_t used;
 
-static int semihost(int op, const void *arg)
+__attribute__((unused)) static int semihost(int op, const void *arg)
 {
     register int r0 __asm__("r0") = op;
     register const void *r1 __asm__("r1") = arg;
     __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
     return r0;
+}
+
+#ifdef MCU_CONSOLE_UART
+void mcu_console_init(void)
+{
+    mcu_uart_init();
+}
+
+/* Console text travels as TEXT frames, so the host can tell it from results. */
+void mcu_flush(void)
+{
+    if (used == 0)
+        return;
+    mcu_frame_begin(MCU_FRAME_TEXT, used);
+    mcu_frame_write(line, used);
+    mcu_frame_end();
+    used = 0;
+}
+#else
+void mcu_console_init(void)
+{
 }
 
 void mcu_flush(void)
@@ -23,6 +49,7 @@ void mcu_flush(void)
     semihost(SYS_WRITE0, line);
     used = 0;
 }
+#endif
 
 /* Buffered so that each semihosting trap carries a whole line (or a large chunk). */
 static void put_char(char c)
@@ -68,6 +95,18 @@ void mcu_put_hex_bytes(const void *data, uint32_t n)
     }
 }
 
+#if defined(MCU_CONSOLE_UART) && !defined(MCU_SEMIHOSTING_EXIT)
+/* A board without a debugger: a semihosting trap would halt or fault, so the firmware
+ * sends what it still holds and sleeps; an error was named in its last TEXT frame. */
+void mcu_exit(int code)
+{
+    (void)code;
+    mcu_flush();
+    mcu_uart_drain();
+    for (;;)
+        __asm__ volatile("wfi");
+}
+#else
 void mcu_exit(int code)
 {
     /* SYS_EXIT_EXTENDED lets a 32-bit target hand QEMU its exit status. */
@@ -78,3 +117,4 @@ void mcu_exit(int code)
     for (;;)
         semihost(SYS_EXIT_EXTENDED, block);
 }
+#endif

@@ -5,7 +5,9 @@
  * regor/architecture/ethosu85/ethos_u85_interface.hpp). COP2 layout: regor's
  * tflite/custom_operator_ethosu.hpp (DriverActions::CreateDriverPayload2). */
 #include "mcu_npu.h"
+#ifndef MCU_NPU_NO_CONSOLE
 #include "mcu_io.h"
+#endif
 
 #ifndef MCU_NPU_SECURE
 #define MCU_NPU_SECURE 1
@@ -557,6 +559,39 @@ const char *mcu_npu_status_text(mcu_npu_status s)
     return "unknown NPU status";
 }
 
+/* Appends text to buf[*len], within size - 1 characters, and terminates it. */
+static void append(char *buf, uint32_t size, uint32_t *len, const char *text)
+{
+    while (*text && *len + 1 < size)
+        buf[(*len)++] = *text++;
+    buf[*len] = 0;
+}
+
+static void append_hex32(char *buf, uint32_t size, uint32_t *len, uint32_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char text[11] = "0x";
+    for (uint32_t i = 0; i < 8; i++)
+        text[2 + i] = digits[(v >> (28 - 4 * i)) & 0xFu];
+    text[10] = 0;
+    append(buf, size, len, text);
+}
+
+const char *mcu_npu_error_text(mcu_npu_status s)
+{
+    static char line[400];
+    uint32_t len = 0;
+    append(line, sizeof line, &len, "npu: ");
+    append(line, sizeof line, &len, mcu_npu_status_text(s));
+    append(line, sizeof line, &len, " (STATUS=");
+    append_hex32(line, sizeof line, &len, last_status);
+    append(line, sizeof line, &len, " QREAD=");
+    append_hex32(line, sizeof line, &len, last_qread);
+    append(line, sizeof line, &len, ")");
+    return line;
+}
+
+#ifndef MCU_NPU_NO_CONSOLE
 void mcu_npu_check(mcu_npu_status s)
 {
     if (s == MCU_NPU_OK)
@@ -570,3 +605,4 @@ void mcu_npu_check(mcu_npu_status s)
     mcu_puts(")\n");
     mcu_exit(EXIT_ERROR);
 }
+#endif

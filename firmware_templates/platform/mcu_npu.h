@@ -2,8 +2,11 @@
  *
  * The generated model code describes the board's NPU once (a const mcu_npu_device from the
  * board file's [npu] section), calls mcu_npu_init() once and mcu_npu_run() once per NPU
- * partition, and passes each result to mcu_npu_check(), which prints
- * `MCU-ERROR npu: <cause and fix> (STATUS=0x... QREAD=0x...)` and exits with code 2.
+ * partition, and returns a failure to its caller as the model's NPU error status; the
+ * caller gets the cause as one line from mcu_npu_error_text() (through the model's
+ * <name>_status_text()). A harness that should stop at the first error may instead pass
+ * each result to mcu_npu_check(), which prints `MCU-ERROR npu: <cause and fix>
+ * (STATUS=0x... QREAD=0x...)` and exits with code 2.
  *
  * The payload is Vela's COP2 driver payload (raw output, --cop-format COP2,
  * --separate-io-regions): a 16-byte "COP2" header, one command-stream entry with a "VEUM"
@@ -24,6 +27,9 @@
  *                          SysTick, which wraps every 2^24 cycles, guarantees the wake-ups)
  *   MCU_NPU_HOST_TEST      route every register access through mcu_npu_hw_read/_write
  *                          (tests/test_npu_driver.py implements them with a fake NPU)
+ *   MCU_NPU_NO_CONSOLE     leave out mcu_npu_check(), the one function that prints and exits
+ *                          (through mcu_io.h): the driver then needs nothing from the firmware
+ *                          around it (a model library in the user's own firmware)
  *
  * Co-simulation (mcu_compile/cosim.py): QEMU's mps3-an547 runs the firmware and models no NPU;
  * the host executes each job with a functional model of the Ethos-U against the firmware's
@@ -92,9 +98,15 @@ mcu_npu_status mcu_npu_run(const mcu_npu_device *dev, const mcu_npu_job *job);
 /* One line naming the cause and the fix. */
 const char *mcu_npu_status_text(mcu_npu_status s);
 
+/* `npu: <mcu_npu_status_text(s)> (STATUS=0x... QREAD=0x...)`, STATUS and QREAD as read when
+ * the last error was detected; in a static buffer, valid until the next call. */
+const char *mcu_npu_error_text(mcu_npu_status s);
+
+#ifndef MCU_NPU_NO_CONSOLE
 /* On error prints `MCU-ERROR npu: <text> (STATUS=0x... QREAD=0x...)` and exits with code 2;
  * STATUS and QREAD are the values read when the error was detected. */
 void mcu_npu_check(mcu_npu_status s);
+#endif
 
 /* The NPU interrupt handler (vector 16 + MCU_NPU_IRQ). */
 void mcu_npu_irq_handler(void);

@@ -6,8 +6,9 @@
 
 void mcu_timer_start(void);
 uint64_t mcu_timer_now(void);
-/* Ticks spent in fn() alone: the cost of an empty measurement is subtracted. */
-uint64_t mcu_timer_measure(void (*fn)(void));
+/* Ticks spent in fn() alone (the cost of an empty measurement is subtracted); fn's
+ * return value (a model's status) into *status. */
+uint64_t mcu_timer_measure(int (*fn)(void), int *status);
 uint64_t mcu_timer_overhead(void);
 
 #endif

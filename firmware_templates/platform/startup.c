@@ -1,7 +1,11 @@
-/* Vector table, reset and fault handling. No CMSIS, no heap, no C library start-up. */
+/* Vector table, reset and fault handling. No CMSIS, no heap, no C library start-up.
+ * Reset: stack limit (Armv8-M), VTOR, FPU/MVE access, .data/.bss, then the board's start-up
+ * (mcu_board.c: L1 caches, clock steps), the stack paint, and main. */
 #include <stdint.h>
+#include "mcu_board.h"
 #include "mcu_io.h"
 
+#define SCB_VTOR (*(volatile uint32_t *)0xE000ED08)
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88)
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28)
 #define SCB_HFSR (*(volatile uint32_t *)0xE000ED2C)
@@ -94,9 +98,13 @@ void Reset_Handler(void)
 #ifdef HAS_MSPLIM
     __asm__ volatile("msr msplim, %0" ::"r"(__stack_limit));
 #endif
+    /* The table at the start of the code region, also when a boot ROM or a bootloader's Go
+     * started the firmware with VTOR pointing elsewhere (e.g. STM32 system memory). */
+    SCB_VTOR = (uint32_t)vector_table;
     SCB_CPACR |= CPACR_CP10_CP11_FULL; /* FPU, and MVE on Armv8.1-M */
     __asm__ volatile("dsb\n isb" ::: "memory");
     init_memory();
+    mcu_board_init();
     paint_stack();
     mcu_exit(main());
 }

@@ -1,10 +1,13 @@
 """C text for one Edge op: what every op family's emitter (mcu_compile/ops/) builds with.
 
 An emitter returns a CodeFragment: the file-scope declarations (per-channel
-requantization tables) and the statements model_invoke() runs for the op: a comment
-naming the op, its shapes and main parameters, then a block filling the CMSIS-NN
-parameter structs and calling the kernel with fixed pointers. Every integer
-parameter comes from the op's family module, where the host reference takes it too.
+requantization tables) and the statements the model's invoke function runs for the op: a
+comment naming the op, its shapes and main parameters, then a block filling the CMSIS-NN
+parameter structs and calling the kernel with fixed pointers. A kernel that returns a
+status is called through checked_call(): `CHECK(<op index>, kernel(...));`, where model.c's
+CHECK macro ends the inference with an error naming the op when the kernel refuses its
+arguments. Every integer parameter comes from the op's family module, where the host
+reference takes it too.
 
 No text from a model or a board file reaches C as code: names become identifiers only
 through identifier() and appear in comments only through comment().
@@ -23,7 +26,7 @@ from ..ir.program import Op, Program
 @dataclass
 class CodeFragment:
     declarations: list[str]  # file-scope C, each a complete statement
-    statements: list[str]  # C statements inside model_invoke(), in order
+    statements: list[str]  # C statements inside the invoke function, in order
 
 
 Ref = Callable[[str], str]
@@ -39,6 +42,7 @@ class Site:
     ref: Ref
     scratch: str | None
     uid: str
+    index: int = 0  # the op's position in the program: what CHECK reports when its kernel fails
 
     def shape(self, index: int = 0, output: bool = False) -> tuple[int, ...]:
         names = self.op.outputs if output else self.op.inputs
@@ -111,18 +115,25 @@ def shape_text(shape) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def call(function: str, args: list[str]) -> str:
-    """`function(args);` wrapped at 110 columns, continuation lines aligned after the parenthesis."""
-    head = f"{function}("
+def call(function: str, args: list[str], check: int | None = None) -> str:
+    """`function(args);` wrapped at 110 columns, continuation lines aligned after the parenthesis;
+    with check (an op index) `CHECK(check, function(args));`: for a function returning a status."""
+    head = f"{function}(" if check is None else f"CHECK({int(check)}, {function}("
+    end = ");" if check is None else "));"
     lines, line = [], head
     for i, arg in enumerate(args):
-        text = arg + (");" if i == len(args) - 1 else ",")
+        text = arg + (end if i == len(args) - 1 else ",")
         if not line.endswith("(") and len(line) + 1 + len(text) > 110:
             lines.append(line)
             line = " " * len(head) + text
         else:
             line += ("" if line.endswith("(") else " ") + text
     return "\n".join(lines + [line])
+
+
+def checked_call(site: Site, function: str, args: list[str]) -> str:
+    """A call of a kernel returning mcu_nn_status: `CHECK(<op index>, function(args));`."""
+    return call(function, args, check=site.index)
 
 
 def block(site: Site, summary: str, body: list[str]) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from ..target.boards import Board
 from ..errors import BoardFitError, InputError, McuCompileError
 from ..resources import resource_dir
+from .model import project_model_name
 
 STACK_ALIGN = 8
 # What a template may print: numbers and board-file names and flags (target/boards.py
@@ -66,10 +67,13 @@ def render_platform(board: Board, project_dir: Path, test_vectors: list[list[np.
     _copy_static(project_dir)
     ctx = dict(board=board, vectors=vectors, stack_bytes=stack_bytes, arenas=arenas,
                code=board.code_region, data=board.data_region, **_sources())
+    render_template("board_config.h.j2", project_dir / "board_config.h", **ctx)
     render_template("main.c.j2", project_dir / "main.c", **ctx)
     render_template("test_vectors.c.j2", project_dir / "test_vectors.c", **ctx)
     render_template("board.ld.j2", project_dir / "board.ld", **ctx)
     render_template("Makefile.j2", project_dir / "Makefile", **ctx)
+    render_template("CMakeLists.txt.j2", project_dir / "CMakeLists.txt", model=project_model_name(project_dir), **ctx)
+    render_template("arm-none-eabi.cmake.j2", project_dir / "arm-none-eabi.cmake", **ctx)
 
 
 def _vector_bytes(vector: list[np.ndarray]) -> list[list[int]]:

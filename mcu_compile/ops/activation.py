@@ -53,15 +53,15 @@ def emit_requantize(site: c.Site, lo: int, hi: int) -> c.CodeFragment:
     body = [c.named_ints([("in_offset", p.input_offset)]),
             c.named_ints([("out_offset", p.output_offset), ("out_mult", p.multiplier), ("out_shift", p.shift)]),
             c.named_ints([("act_min", lo), ("act_max", hi)]),
-            c.call("mcu_relu_s8", [site.x, site.y, str(size), "in_offset", "out_offset", "out_mult", "out_shift",
-                                   "act_min", "act_max"])]
+            c.checked_call(site, "mcu_relu_s8", [site.x, site.y, str(size), "in_offset", "out_offset", "out_mult",
+                                                 "out_shift", "act_min", "act_max"])]
     return c.CodeFragment([], [c.block(site, "requantizing", body)])
 
 
 def _emit_relu6(site: c.Site) -> c.CodeFragment:
     lo, hi = relu6_range(site.program, site.op)
     size = site.program.tensor(site.op.outputs[0]).size
-    body = [c.call("mcu_relu6_s8", [site.x, site.y, str(size), str(lo), str(hi)])]
+    body = [c.checked_call(site, "mcu_relu6_s8", [site.x, site.y, str(size), str(lo), str(hi)])]
     return c.CodeFragment([], [c.block(site, f"clamp to [{lo}, {hi}]", body)])
 
 

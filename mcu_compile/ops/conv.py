@@ -211,7 +211,7 @@ def _emit_conv_2d_add(site: c.Site) -> c.CodeFragment:
                  f"{p.input1_shift}, {p.input2_offset}, {p.input2_multiplier}, {p.input2_shift},\n"
                  f"    {p.left_shift}, {p.output_offset}, {p.output_multiplier}, {p.output_shift}, {lo}, {hi}}};")
     conv_site = c.Site(site.program, conv_op, lambda n: site.ref(out if n == conv_output else n),
-                       site.scratch, site.uid)
+                       site.scratch, site.uid, site.index)
     context = f"{{{site.scratch}, {_conv_scratch(site.program, op)}}}"
     added = f", + residual {residual}" + (f" then {add_activation}" if add_activation != "NONE" else "")
     return _convolution(conv_site, "mcu_convolve_add_s8", "mcu_nn_conv_params conv_params", "", context,
@@ -227,7 +227,7 @@ def _emit_depthwise_conv_2d(site: c.Site) -> c.CodeFragment:
 
 
 def _emit_transpose_conv(site: c.Site) -> c.CodeFragment:
-    conv_site = c.Site(site.program, _as_conv(site.op), site.ref, site.scratch, site.uid)
+    conv_site = c.Site(site.program, _as_conv(site.op), site.ref, site.scratch, site.uid, site.index)
     context = f"{{{site.scratch}, {_transpose_conv_scratch(site.program, site.op)}}}"
     return _convolution(conv_site, "mcu_transpose_conv_s8", "mcu_nn_conv_params conv_params", "", context,
                         out_channels=site.shape(1)[0], extra_summary=", transposed",
@@ -266,9 +266,9 @@ def _convolution(site: c.Site, kernel: str, params_decl: str, extra_params: str,
     if residual is not None:
         body.append(residual[0])
         residual_args = ["&add_quant", residual[1]]
-    body.append(c.call(kernel, ["&ctx", f"&{params_name}", "&quant_params", "&input_dims", site.x, "&filter_dims",
-                                site.ref(site.op.inputs[1]), "&bias_dims", c.bias_ref(site), *residual_args,
-                                "&output_dims", site.y]))
+    body.append(c.checked_call(site, kernel, ["&ctx", f"&{params_name}", "&quant_params", "&input_dims", site.x,
+                                              "&filter_dims", site.ref(site.op.inputs[1]), "&bias_dims",
+                                              c.bias_ref(site), *residual_args, "&output_dims", site.y]))
     summary = c.window_text(site, w_shape[1:3], pads) + extra_summary
     if dilation != (1, 1):
         summary += f", dilation {dilation[0]}x{dilation[1]}"
@@ -303,8 +303,9 @@ def _emit_fully_connected(site: c.Site) -> c.CodeFragment:
         f"const mcu_nn_dims filter_dims = {c.dims((depth, 1, 1, out_ch))};",
         f"const mcu_nn_dims bias_dims = {c.dims((1, 1, 1, out_ch))};",
         f"const mcu_nn_dims output_dims = {c.dims((batches, 1, 1, out_ch))};",
-        c.call(function, ["&ctx", "&fc_params", "&quant_params", "&input_dims", site.x, "&filter_dims",
-                          site.ref(site.op.inputs[1]), "&bias_dims", c.bias_ref(site), "&output_dims", site.y]),
+        c.checked_call(site, function, ["&ctx", "&fc_params", "&quant_params", "&input_dims", site.x, "&filter_dims",
+                                        site.ref(site.op.inputs[1]), "&bias_dims", c.bias_ref(site), "&output_dims",
+                                        site.y]),
     ]
     summary = f"{batches}x{depth} -> {out_ch}, {'per-channel' if per_channel else 'per-tensor'}"
     return c.CodeFragment(declarations, [c.block(site, summary + c.activation_text(site), body)])

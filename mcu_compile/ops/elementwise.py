@@ -147,10 +147,11 @@ def _elementwise(site: c.Site, name: str, quant_lines: list[str], quant_args: li
     out_args = ["out_offset", "out_mult", "out_shift", "act_min", "act_max"]
     if site.shape(0) == site.shape(1) == site.shape(output=True):
         size = site.program.tensor(site.op.outputs[0]).size
-        call = c.call(f"mcu_elementwise_{name}_s8", [a, b, *quant_args, site.y, *out_args, str(size)])
+        call = c.checked_call(site, f"mcu_elementwise_{name}_s8",
+                              [a, b, *quant_args, site.y, *out_args, str(size)])
         return c.CodeFragment([], [c.block(site, f"{size} elements" + c.activation_text(site), quant_lines + [call])])
-    call = c.call(f"mcu_broadcast_{name}_s8", [a, "&input_1_dims", b, "&input_2_dims", *quant_args, site.y,
-                                               "&output_dims", *out_args])
+    call = c.checked_call(site, f"mcu_broadcast_{name}_s8", [a, "&input_1_dims", b, "&input_2_dims", *quant_args,
+                                                             site.y, "&output_dims", *out_args])
     return c.CodeFragment([], [c.block(site, "broadcast" + c.activation_text(site),
                                        quant_lines + _dims(site) + [call])])
 
@@ -179,8 +180,8 @@ def _emit_sub(site: c.Site) -> c.CodeFragment:
     squared = site.op.kind == "SQUARED_DIFFERENCE"
     p = (squared_difference_params if squared else add_params)(site.program, site.op)
     a, b = (site.ref(n) for n in site.op.inputs[:2])
-    call = c.call("mcu_sub_s8", [a, "&input_1_dims", b, "&input_2_dims", "&quant", site.y, "&output_dims",
-                                 "1" if squared else "0"])
+    call = c.checked_call(site, "mcu_sub_s8", [a, "&input_1_dims", b, "&input_2_dims", "&quant", site.y,
+                                               "&output_dims", "1" if squared else "0"])
     body = [add_quant_declaration(p, *c.activation(site)), *_dims(site), call]
     summary = ("squared" if squared else "input 1 - input 2") + c.activation_text(site)
     return c.CodeFragment([], [c.block(site, summary, body)])
@@ -233,8 +234,8 @@ def _check_maximum_minimum(program: Program, op: Op) -> None:
 def _emit_maximum_minimum(site: c.Site) -> c.CodeFragment:
     a, b = (site.ref(n) for n in site.op.inputs[:2])
     body = [*_dims(site),
-            c.call("mcu_maximum_minimum_s8", [a, "&input_1_dims", b, "&input_2_dims", site.y, "&output_dims",
-                                              "1" if site.op.kind == "MAXIMUM" else "0"])]
+            c.checked_call(site, "mcu_maximum_minimum_s8", [a, "&input_1_dims", b, "&input_2_dims", site.y,
+                                                            "&output_dims", "1" if site.op.kind == "MAXIMUM" else "0"])]
     return c.CodeFragment([], [c.block(site, "raw int8 values, one shared quantization", body)])
 
 

@@ -105,8 +105,8 @@ def _emit_log_softmax(site: c.Site) -> c.CodeFragment:
     body = [c.named_ints([("input_mult", p.input_multiplier), ("input_shift", p.input_left_shift),
                           ("diff_min", p.diff_min)]),
             c.named_ints([("reverse_mult", p.reverse_multiplier), ("reverse_shift", p.reverse_shift)]),
-            c.call("mcu_log_softmax_s8", [site.x, str(rows), str(shape[-1]), "input_mult", "input_shift",
-                                          "reverse_mult", "reverse_shift", "diff_min", table, site.y])]
+            c.checked_call(site, "mcu_log_softmax_s8", [site.x, str(rows), str(shape[-1]), "input_mult", "input_shift",
+                                                        "reverse_mult", "reverse_shift", "diff_min", table, site.y])]
     return c.CodeFragment([declaration], [c.block(site, f"{rows} row(s) of {shape[-1]}", body)])
 
 

@@ -41,7 +41,7 @@ def _emit_table(site: c.Site) -> c.CodeFragment:
     declaration = (c.comment(f"{site.op.kind} {site.op.outputs[0]}: the int8 result for inputs -128..127") + "\n"
                    f"static const int8_t {name}[{TABLE_SIZE}] = {{\n    " + ",\n    ".join(rows) + "\n};")
     size = site.program.tensor(site.op.outputs[0]).size
-    body = [c.call("mcu_lut_s8", [site.x, site.y, str(size), name])]
+    body = [c.checked_call(site, "mcu_lut_s8", [site.x, site.y, str(size), name])]
     return c.CodeFragment([declaration], [c.block(site, f"{TABLE_SIZE}-entry table", body)])
 
 

@@ -110,7 +110,7 @@ def _emit(site: c.Site) -> c.CodeFragment:
         f"{triple(rs[:BATCH_AXES])},\n    {rows}, {cols}, {depth}, {lhs_row}, {lhs_depth}, {rhs_depth}, {rhs_col}}};",
         f"const mcu_batch_matmul_quant quant = {{{-zp_lhs}, {-zp_rhs}, {site.zero_point(op.outputs[0])}, "
         f"{multiplier}, {shift}, {lo}, {hi}}};",
-        c.call("mcu_batch_matmul_s8", [site.x, site.ref(op.inputs[1]), "&dims", "&quant", site.y]),
+        c.checked_call(site, "mcu_batch_matmul_s8", [site.x, site.ref(op.inputs[1]), "&dims", "&quant", site.y]),
     ]
     adj = "".join(f", {flag}" for flag in ("adj_x", "adj_y") if op.options.get(flag))
     summary = f"{int(np.prod(batches))} x ({rows}x{depth} @ {depth}x{cols}){adj}"

@@ -59,7 +59,7 @@ def _emit_ethos_u(site: c.Site) -> c.CodeFragment:
         "    .clean_start = (const void *)lo, .clean_bytes = (uint32_t)(hi - lo),",
         "    .invalidate_start = (void *)lo, .invalidate_bytes = (uint32_t)(hi - lo),",
         "    .region_bytes = {bytes[0], bytes[1], bytes[2], bytes[3], bytes[4]}};",
-        f"mcu_npu_check(mcu_npu_run(&{c.NPU_DEVICE}, &job));",
+        f"CHECK_NPU({site.index}, mcu_npu_run(&{c.NPU_DEVICE}, &job));",
     ]
     summary = (f"{len(payload)} B command stream, {site.program.tensor(read_only).nbytes} B read-only, "
                f"{site.program.tensor(scratch).nbytes} B scratch, Vela estimate {op.options['npu_cycles']} NPU cycles")

@@ -58,8 +58,8 @@ def _pool(site: c.Site, function: str, ctx: str) -> c.CodeFragment:
         f"const mcu_nn_dims input_dims = {c.dims(site.shape())};",
         f"const mcu_nn_dims filter_dims = {c.dims((1, *kernel, 1))};",
         f"const mcu_nn_dims output_dims = {c.dims(site.shape(output=True))};",
-        c.call(function, ["&ctx", "&pool_params", "&input_dims", site.x, "&filter_dims", "&output_dims",
-                          site.y]),
+        c.checked_call(site, function, ["&ctx", "&pool_params", "&input_dims", site.x, "&filter_dims", "&output_dims",
+                                        site.y]),
     ]
     return c.CodeFragment([], [c.block(site, c.window_text(site, kernel, pads) + c.activation_text(site), body)])
 

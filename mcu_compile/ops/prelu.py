@@ -57,8 +57,8 @@ def _emit_prelu(site: c.Site) -> c.CodeFragment:
     quant = (f"const mcu_prelu_quant quant = {{{p.input_offset}, {p.alpha_offset}, {p.output_offset}, "
              f"{p.positive_multiplier}, {p.positive_shift}, {p.negative_multiplier}, {p.negative_shift}}};")
     alpha = site.ref(site.op.inputs[1])
-    call = c.call("mcu_prelu_s8", [site.x, "&input_1_dims", alpha, "&input_2_dims", "&quant", site.y,
-                                   "&output_dims"])
+    call = c.checked_call(site, "mcu_prelu_s8", [site.x, "&input_1_dims", alpha, "&input_2_dims", "&quant", site.y,
+                                                 "&output_dims"])
     return c.CodeFragment([], [c.block(site, "alpha broadcast", [quant, *_dims(site), call])])
 
 

@@ -113,8 +113,8 @@ def _emit(site: c.Site) -> c.CodeFragment:
     if _MODES[op.kind] == "MCU_REDUCE_SUM":
         body.append("const mcu_reduce_quant quant = {{{}, {}, {}, {}}};".format(*_sum_rescale(site.program, op)))
         quant = "&quant"
-    body.append(c.call("mcu_reduce_s8", ["&ctx", site.x, "sizes", "out_strides", str(n), _MODES[op.kind], quant,
-                                         str(site.program.tensor(op.outputs[0]).size), site.y]))
+    body.append(c.checked_call(site, "mcu_reduce_s8", ["&ctx", site.x, "sizes", "out_strides", str(n), _MODES[op.kind],
+                                                       quant, str(site.program.tensor(op.outputs[0]).size), site.y]))
     summary = f"axes {list(_axes(site.program, op))}" + (", keep_dims" if op.options.get("keep_dims") else "")
     return c.CodeFragment([], [c.block(site, summary, body)])
 

@@ -130,8 +130,8 @@ def _emit_bilinear(site: c.Site) -> c.CodeFragment:
     body = [f"const mcu_nn_dims input_dims = {c.dims(site.shape())};",
             f"const mcu_nn_dims output_dims = {c.dims(site.shape(output=True))};",
             c.named_ints([("scale_h", scale_h), ("scale_w", scale_w), ("half_pixel_centers", int(half))]),
-            c.call("mcu_resize_bilinear_s8", [site.x, "&input_dims", "scale_h", "scale_w", "half_pixel_centers",
-                                              "&output_dims", site.y])]
+            c.checked_call(site, "mcu_resize_bilinear_s8", [site.x, "&input_dims", "scale_h", "scale_w",
+                                                            "half_pixel_centers", "&output_dims", site.y])]
     o = site.op.options
     flags = [name for name in _FIELDS if o.get(name)]
     return c.CodeFragment([], [c.block(site, ", ".join(flags), body)])

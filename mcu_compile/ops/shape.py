@@ -78,7 +78,7 @@ def _emit_transpose(site: c.Site) -> c.CodeFragment:
     perm = list(range(lead)) + [p % len(shape) + lead for p in c.const_ints(site, 1)]
     body = [f"const mcu_nn_dims input_dims = {c.dims(dims)};",
             f"const int32_t perm[4] = {{{', '.join(str(p) for p in perm)}}};",
-            c.call("mcu_transpose_s8", [site.x, "&input_dims", "perm", site.y])]
+            c.checked_call(site, "mcu_transpose_s8", [site.x, "&input_dims", "perm", site.y])]
     return c.CodeFragment([], [c.block(site, f"perm {c.const_ints(site, 1)}", body)])
 
 
@@ -121,7 +121,7 @@ def _emit_concatenation(site: c.Site) -> c.CodeFragment:
     rows = [int(np.prod(program.tensor(n).shape[axis:], dtype=np.int64)) for n in op.inputs]
     body = [f"const int8_t *const inputs[{len(rows)}] = {{{', '.join(site.ref(n) for n in op.inputs)}}};",
             f"const int32_t row_sizes[{len(rows)}] = {{{', '.join(str(r) for r in rows)}}};",
-            c.call("mcu_concat_s8", ["inputs", "row_sizes", str(len(rows)), str(outer), site.y])]
+            c.checked_call(site, "mcu_concat_s8", ["inputs", "row_sizes", str(len(rows)), str(outer), site.y])]
     return c.CodeFragment([], [c.block(site, f"axis {axis}", body)])
 
 
@@ -184,7 +184,8 @@ def _emit_pad(site: c.Site) -> c.CodeFragment:
     body = [f"const mcu_nn_dims input_dims = {c.dims(dims)};",
             f"const mcu_nn_dims pad_before = {c.dims(before)};",
             f"const mcu_nn_dims output_dims = {c.dims(c.nhwc4(site.shape(output=True), site))};",
-            c.call("mcu_pad_s8", [site.x, "&input_dims", "&pad_before", str(pad_value), "&output_dims", site.y])]
+            c.checked_call(site, "mcu_pad_s8", [site.x, "&input_dims", "&pad_before", str(pad_value), "&output_dims",
+                                                site.y])]
     return c.CodeFragment([], [c.block(site, f"paddings {paddings.tolist()}, value {pad_value}", body)])
 
 

@@ -104,8 +104,8 @@ class Gather:
                               f"const mcu_nn_dims begin = {c.dims([a.begin for a in axes])};",
                               f"const mcu_nn_dims output_dims = {c.dims([a.count for a in axes])};",
                               f"const int32_t *const index[4] = {{{', '.join(tables)}}};",
-                              c.call("mcu_gather_axes_s8", [x, "&input_dims", "&begin", "index", "&output_dims",
-                                                            site.ref(name)])])
+                              c.checked_call(site, "mcu_gather_axes_s8", [x, "&input_dims", "&begin", "index",
+                                                                          "&output_dims", site.ref(name)])])
             if len(site.op.outputs) > 1:
                 call = "{\n" + "\n".join("    " + line for line in call.splitlines()) + "\n}"
             statements.append(call)

@@ -85,4 +85,6 @@ def describe_runner(board: Board) -> str:
         return f"{machine} + NPU model" if board.npu else machine
     if board.fvp is not None:
         return "Corstone FVP (install it)"
+    if board.flash_loader is not None:
+        return f"hardware, {board.console['kind']} console"
     return "hardware"

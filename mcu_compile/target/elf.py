@@ -97,3 +97,24 @@ def _add(used: dict[str, int], board: Board, address: int, size: int) -> None:
     region = board.region_at(address)
     if region is not None:
         used[region.name] += size
+
+
+def flash_image(elf_path: Path, origin: int, length: int) -> tuple[int, bytes]:
+    """What a programmer writes to the flash at [origin, origin+length): the ELF's loadable
+    bytes at their load addresses (PT_LOAD segments with file data; .data's initial values
+    load into flash too), gaps filled with 0xFF (erased flash). Returns (start, image)."""
+    with open(elf_path, "rb") as f:
+        elf = ELFFile(f)
+        pieces = [(seg["p_paddr"], seg.data()[:seg["p_filesz"]]) for seg in elf.iter_segments()
+                  if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]]
+    outside = [(a, len(d)) for a, d in pieces if not (origin <= a and a + len(d) <= origin + length)]
+    if outside:
+        a, n = outside[0]
+        raise ValueError(f"{elf_path} loads {n} B at 0x{a:08x}, outside the flash at 0x{origin:08x}..0x{origin + length:08x}")
+    if not pieces:
+        raise ValueError(f"{elf_path} has nothing to load")
+    start = min(a for a, _ in pieces)
+    image = bytearray(b"\xff" * (max(a + len(d) for a, d in pieces) - start))
+    for a, data in pieces:
+        image[a - start:a - start + len(data)] = data
+    return start, bytes(image)

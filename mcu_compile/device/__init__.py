@@ -1,0 +1,1 @@
+"""Talking to real devices: serial links, flashing."""
