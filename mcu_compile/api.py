@@ -25,10 +25,10 @@ from .ops import registry
 from .passes.delegate import cpu_placement, delegate
 from .passes.edges import quantize_edges_on_host
 from .passes.fuse import fold_pads_into_windows, fuse_residual_adds
-from .passes.plan import choose_arena_region, plan_memory, schedule_for_memory
+from .passes.plan import choose_arena_region, choose_weights_region, plan_memory, schedule_for_memory
 from .project import (MANIFEST, PROGRAM_FILE, REFERENCE_FILE, CompiledModel, check_model_files, write_project,
                       write_vectors)
-from .report.budget import DEFAULT_STACK_BYTES, budget_overruns, predicted_report
+from .report.budget import DEFAULT_STACK_BYTES, budget_overruns, code_bytes, predicted_report
 from .report.npu import npu_summary
 from .target.boards import Board, is_catalog_board, load_board
 
@@ -106,8 +106,12 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     firmware_program.verify("schedule")
     uses_npu = registry.uses_npu(firmware_program)
     plan = choose_arena_region(plan_memory(firmware_program, scratch).verify(), board_info, stack_bytes, uses_npu)
+    ram_in_use = {plan.region: plan.arena_bytes}
+    ram_in_use[board_info.data_region] = ram_in_use.get(board_info.data_region, 0) + stack_bytes
+    weights_home = None if weights_in_ram else choose_weights_region(
+        board_info, sum(t.nbytes for t in firmware_program.weights()), code_bytes(firmware_program), ram_in_use)
     report = predicted_report(firmware_program, plan, board_info, stack_bytes, weights_in_ram=weights_in_ram,
-                              stack_estimated=stack_policy == "auto")
+                              stack_estimated=stack_policy == "auto", weights_region=weights_home)
     report["arena"]["execution_order"] = order
     report["ops"] = (delegation.placement if delegation else
                      [cpu_placement(op, "compiled with npu=False" if board_info.npu else
@@ -124,8 +128,9 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             edge_program, plan_for_file(edge_program, firmware_program, plan))))
         if edge_program is not program:
             folder.joinpath(REFERENCE_FILE).write_bytes(write_tflite(program))
-        weight_symbols = render_model(firmware_program, plan, folder, board_info.npu, weights_in_ram, name)
-        write_vectors(folder, program, board_info, vectors, stack_bytes, report["arena"])
+        weight_symbols = render_model(firmware_program, plan, folder, board_info.npu, weights_in_ram, name,
+                                      weights_region=report["weights_region"])
+        write_vectors(folder, program, board_info, vectors, stack_bytes, report)
         folder.joinpath(MANIFEST).write_text(json.dumps(
             {"board": board_info.name, "board_file": None if is_catalog_board(board_info) else str(board_info.path.resolve()),
              "console": board_info.console["kind"],

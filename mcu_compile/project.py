@@ -125,7 +125,7 @@ class CompiledModel:
         """Relinks with the stack reserve set to the worst case the call graph allows."""
         if reserve != self.report["stack_bytes"]:
             self.report["stack_bytes"] = reserve
-            render_platform_files(self.project_dir, self.board, self.vectors(), reserve, self.report["arena"])
+            render_platform_files(self.project_dir, self.board, self.vectors(), reserve, self.report)
             elf = build_project(self.project_dir)
         return elf
 
@@ -147,7 +147,7 @@ class CompiledModel:
         runs = []
         for start in range(0, len(vectors), per_build):
             write_vectors(self.project_dir, self.reference_program, self.board, vectors[start:start + per_build],
-                           self.report["stack_bytes"], self.report["arena"])
+                           self.report["stack_bytes"], self.report)
             runs.append(self._run_bundled(timeout, npu_sim))
         return ModelRun([v for r in runs for v in r.inputs], [o for r in runs for o in r.outputs],
                         [e for r in runs for e in r.expected], [n for r in runs for n in r.instructions],
@@ -202,17 +202,21 @@ def _save_vectors(path: Path, vectors: list[list[np.ndarray]]) -> None:
 
 
 def write_vectors(project_dir: Path, program: Program, board: Board, vectors, stack_bytes: int,
-                   arena: dict) -> None:
+                   report: dict) -> None:
     """Bundle test vectors into the firmware and record the host reference's outputs."""
     expected = [reference.run(program, v) for v in vectors]
-    render_platform_files(project_dir, board, vectors, stack_bytes, arena)
+    render_platform_files(project_dir, board, vectors, stack_bytes, report)
     _save_vectors(project_dir / VECTORS_FILE, vectors)
     _save_vectors(project_dir / EXPECTED_FILE, expected)
 
 
-def render_platform_files(project_dir: Path, board: Board, vectors, stack_bytes: int, arena: dict) -> None:
+def render_platform_files(project_dir: Path, board: Board, vectors, stack_bytes: int, report: dict) -> None:
+    """The platform half of the project, with the arena and the weights where the report
+    placed them."""
+    arena, weights = report["arena"], report.get("weights_region")
+    moved = {weights["name"]: report["weights_bytes"]} if weights and weights["moved"] else {}
     render_platform(board, project_dir, vectors, stack_bytes=stack_bytes,
-                    arena_sections={arena["region"]: arena["bytes"]})
+                    arena_sections={arena["region"]: arena["bytes"]}, weights_sections=moved)
 
 
 def write_project(project_dir: Path, write: Callable[[Path], None], force: bool = False) -> None:

@@ -32,6 +32,7 @@ C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "u
 # CHECK_NPU, op<i>_*, SCRATCH_op<i>), the C keywords and the model's public names
 # (<name>_*, <NAME>_*, for a name check_model_name() accepts) start with neither prefix.
 ACTIVATION_PREFIX, CONSTANT_PREFIX = "T_", "c_"
+WEIGHTS_COPIED_TO_RAM = ".data.weights"   # the start-up code copies .data from flash
 
 DEFAULT_NAME = "model"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -92,9 +93,9 @@ class ModelSource:
     """Names every tensor once and writes model.c and the model's header <name>.h."""
 
     def __init__(self, program: Program, plan: MemoryPlan, arena_section: str, npu: dict | None = None,
-                 weights_in_ram: bool = False, name: str = DEFAULT_NAME):
+                 weights_section: str | None = None, name: str = DEFAULT_NAME):
         self.program, self.plan, self.arena_section, self.npu = program, plan, arena_section, npu
-        self.weights_in_ram = weights_in_ram
+        self.weights_section = weights_section
         self.name, self.upper = check_model_name(name), name.upper()
         taken: set[str] = set()
         self.names = {name: identifier(name, CONSTANT_PREFIX if t.is_const else ACTIVATION_PREFIX, taken)
@@ -141,9 +142,11 @@ class ModelSource:
         qualifier, section = "const ", ""
         if tensor in self.sections:
             section = f'section("{self.sections[tensor]}"), '
-        elif self.weights_in_ram and t.quant is not None:
+        elif self.weights_section == WEIGHTS_COPIED_TO_RAM and t.quant is not None:
             # initialised data: the startup code copies it from flash into fast RAM
-            qualifier, section = "", 'section(".data.weights"), '
+            qualifier, section = "", f'section("{WEIGHTS_COPIED_TO_RAM}"), '
+        elif self.weights_section and t.quant is not None:
+            section = f'section("{self.weights_section}"), '
         return (comment(f"{t.name}: {t.dtype} {shape_text(t.shape)}, {t.nbytes} B") + "\n"
                 f"static {qualifier}{ctype} {self.names[tensor]}[{max(values.size, 1)}] "
                 f"__attribute__(({section}aligned(16))) = {{\n    {body}\n}};")
@@ -411,14 +414,18 @@ static inline float {n}_dequantize(int8_t q, float scale, int32_t zero_point)
 
 
 def render_model(program: Program, plan: MemoryPlan, project_dir: Path,
-                 npu: dict | None = None, weights_in_ram: bool = False, name: str = DEFAULT_NAME) -> list[str]:
+                 npu: dict | None = None, weights_in_ram: bool = False, name: str = DEFAULT_NAME,
+                 weights_region: dict | None = None) -> list[str]:
     """Writes model.c and the model's header <name>.h (the built-in arena in section
     .arena.<plan.region>; npu: the board's [npu] section, for models with NPU partitions);
     for a name other than "model" also model.h, which maps the default names the project's
     test harness uses to the model's. Returns the C names of the constant arrays (weights).
     weights_in_ram: weights are copied from flash to the data region at start-up (faster
-    reads on boards with slow flash)."""
-    source = ModelSource(program, plan, f".arena.{plan.region}", npu, weights_in_ram, name)
+    reads on boards with slow flash). weights_region: the report's placement of the weights
+    ({"name", "moved"}); moved weights go to section .weights.<name>."""
+    section = (WEIGHTS_COPIED_TO_RAM if weights_in_ram else
+               f".weights.{weights_region['name']}" if weights_region and weights_region["moved"] else None)
+    source = ModelSource(program, plan, f".arena.{plan.region}", npu, section, name)
     project_dir = Path(project_dir)
     (project_dir / "model.c").write_text(source.model_c())
     (project_dir / header_name(name)).write_text(source.model_h())

@@ -53,19 +53,23 @@ def render_template(name: str, path: Path, **context) -> None:
 
 
 def render_platform(board: Board, project_dir: Path, test_vectors: list[list[np.ndarray]],
-                    stack_bytes: int = 4096, arena_sections: dict[str, int] | None = None) -> None:
+                    stack_bytes: int = 4096, arena_sections: dict[str, int] | None = None,
+                    weights_sections: dict[str, int] | None = None) -> None:
     """Writes main.c, test_vectors.c, board.ld, Makefile, platform/ and kernels/ into
-    project_dir. arena_sections maps a board region to the bytes of its `.arena.<region>`."""
+    project_dir. arena_sections maps a board region to the bytes of its `.arena.<region>`;
+    weights_sections a region other than the code region to the bytes of the weights that
+    live there (`.weights.<region>`, loaded in place)."""
     project_dir = Path(project_dir)
     arenas = dict(arena_sections or {})
-    _check_fit(board, stack_bytes, arenas)
+    weights = dict(weights_sections or {})
+    _check_fit(board, stack_bytes, arenas, weights)
     vectors = [_vector_bytes(v) for v in test_vectors]
     if len({len(v) for v in vectors}) > 1:
         raise InputError("test vectors differ in their number of inputs; give every vector "
                          "one array per model input")
     project_dir.mkdir(parents=True, exist_ok=True)
     _copy_static(project_dir)
-    ctx = dict(board=board, vectors=vectors, stack_bytes=stack_bytes, arenas=arenas,
+    ctx = dict(board=board, vectors=vectors, stack_bytes=stack_bytes, arenas=arenas, weights=weights,
                code=board.code_region, data=board.data_region, **_sources())
     render_template("board_config.h.j2", project_dir / "board_config.h", **ctx)
     render_template("main.c.j2", project_dir / "main.c", **ctx)
@@ -81,11 +85,21 @@ def _vector_bytes(vector: list[np.ndarray]) -> list[list[int]]:
     return [np.ascontiguousarray(a).view(np.int8).ravel().tolist() for a in vector]
 
 
-def _check_fit(board: Board, stack_bytes: int, arenas: dict[str, int]) -> None:
+def _check_fit(board: Board, stack_bytes: int, arenas: dict[str, int], weights: dict[str, int]) -> None:
     if stack_bytes <= 0 or stack_bytes % STACK_ALIGN:
         raise InputError(f"stack size {stack_bytes} must be a positive multiple of {STACK_ALIGN}")
+    for name, size in weights.items():
+        region = board.region(name)
+        if region.kind == "ram" and not board.simulator:
+            raise BoardFitError(f"weights placed in {name}, a RAM region of the real board {board.name}: "
+                                f"nothing loads it before the firmware starts; use a flash region")
+        if region.kind == "flash" and size > region.length:
+            raise BoardFitError(f"{name} of {board.name} holds {region.length} B but the weights need {size} B")
     need = dict(arenas)
     need[board.data_region] = need.get(board.data_region, 0) + stack_bytes
+    for name, size in weights.items():
+        if board.region(name).kind == "ram":
+            need[name] = need.get(name, 0) + size
     for name, size in need.items():
         region = board.region(name)
         if region.kind != "ram":
@@ -93,9 +107,9 @@ def _check_fit(board: Board, stack_bytes: int, arenas: dict[str, int]) -> None:
                                 f"{board.name}; use a ram region")
         if size > region.length:
             free = ", ".join(f"{r.name} {r.length} B" for r in board.regions if r.kind == "ram")
-            raise BoardFitError(f"{name} of {board.name} holds {region.length} B but the arena"
-                                f"{' and stack' if name == board.data_region else ''} need {size} B;"
-                                f" move the arena to a larger region ({free})")
+            parts = ["arena"] * (name in arenas) + ["stack"] * (name == board.data_region) + ["weights"] * (name in weights)
+            raise BoardFitError(f"{name} of {board.name} holds {region.length} B but the {' and '.join(parts)}"
+                                f" need {size} B; move the arena to a larger region ({free})")
 
 
 def _sources() -> dict[str, list[str]]:

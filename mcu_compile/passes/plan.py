@@ -250,6 +250,27 @@ def choose_arena_region(plan: MemoryPlan, board: Board, stack_bytes: int, npu_re
     return plan
 
 
+def choose_weights_region(board: Board, weights_bytes: int, code_bytes: int, ram_in_use: dict[str, int]) -> tuple[str, str]:
+    """The region the weights live in, and why: the code region when they fit beside the
+    code (code_bytes: code, tables and other read-only data), else the fastest region with
+    room that something loads before the firmware starts: a flash region (the programmer
+    writes it) or, on a simulated board, a RAM region (the simulator loads the ELF there;
+    nothing loads a real board's RAM). ram_in_use: bytes already planned per RAM region
+    (arena, stack)."""
+    code = board.region(board.code_region)
+    if weights_bytes + code_bytes <= code.length:
+        return code.name, f"they fit in {code.name} beside the code"
+    loadable = [r for r in board.regions if r.name != code.name and (r.kind == "flash" or board.simulator)]
+    fitting = sorted((r for r in loadable if weights_bytes + ram_in_use.get(r.name, 0) <= r.length),
+                     key=lambda r: (r.speed, r.length))
+    if not fitting:
+        return code.name, f"no region holds them (code region {code.name}: {code.length:,} B)"
+    region = fitting[0]
+    loader = "the programmer writes it" if region.kind == "flash" else f"{board.simulator['name']} loads it"
+    return region.name, (f"{weights_bytes:,} B do not fit in {code.name} ({code.length:,} B) beside the code; "
+                         f"{region.name} is the fastest region with room ({loader})")
+
+
 def topological_orders(program: Program) -> dict[str, list[int]]:
     """Candidate execution orders (op indices): the given one, and greedy orders that
     run next the ready op which leaves the fewest bytes live (branches of a residual

@@ -22,18 +22,20 @@ DEFAULT_STACK_BYTES = 8 * 1024
 
 
 def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_bytes: int,
-                     weights_in_ram: bool = False, stack_estimated: bool = False) -> dict:
+                     weights_in_ram: bool = False, stack_estimated: bool = False,
+                     weights_region: tuple[str, str] | None = None) -> dict:
     """Bytes per region before the build: the arena, weights and tables exactly; the code
     (CODE_ESTIMATE_BYTES) and, when stack_estimated, the stack reserve are estimates, kept
     per row in "estimated" so that budgets are judged on the exact part until the ELF
-    gives the real figures."""
+    gives the real figures. weights_region: (region, why) when the weights do not live in
+    the code region."""
     weights = sum(t.nbytes for t in program.weights())
-    # tables generated beside the weights (per-channel multipliers and shifts)
-    requant = sum(registry.of(op).table_bytes(program, op) for op in program.ops)
     npu_const = sum(registry.of(op).npu_const_bytes(program, op) for op in program.ops)
     region = plan.region
     usage = {r.name: 0 for r in board.regions}
-    usage[board.code_region] += weights + requant + CODE_ESTIMATE_BYTES
+    home, why = weights_region or (board.code_region, "the code region")
+    usage[board.code_region] += code_bytes(program)
+    usage[home] += weights
     usage[region] += plan.arena_bytes
     usage[board.data_region] += stack_bytes + (weights if weights_in_ram else 0)
     if npu_const:
@@ -55,11 +57,18 @@ def predicted_report(program: Program, plan: MemoryPlan, board: Board, stack_byt
                   "shared_storage": dict(plan.aliases)},
         "weights_bytes": weights,
         "weights_in_ram": weights_in_ram,
+        "weights_region": {"name": home, "why": why, "moved": home != board.code_region},
         "stack_bytes": stack_bytes,
         "plan": plan_section(program, plan),
         "regions": {r.name: _region_row(r, usage[r.name], predicted=True, estimated=estimated[r.name])
                     for r in board.regions},
     }
+
+
+def code_bytes(program: Program) -> int:
+    """What the code region holds besides the weights: the tables generated beside them
+    (per-channel multipliers and shifts) and the code (estimated until the build)."""
+    return sum(registry.of(op).table_bytes(program, op) for op in program.ops) + CODE_ESTIMATE_BYTES
 
 
 def plan_section(program: Program, plan: MemoryPlan) -> dict:
@@ -224,6 +233,14 @@ def _npu_lines(report: dict) -> list[str]:
     return lines
 
 
+def _weights_home(report: dict) -> str:
+    """Where the weights live, when it is not beside the code."""
+    home = report.get("weights_region")
+    if not home or not home["moved"]:
+        return ""
+    return f" in {home['name']} ({home['why']})"
+
+
 def format_text(report: dict) -> str:
     arena = report["arena"]
     lines = [f"Budget report for {report['board']} ({report['cpu']})",
@@ -232,7 +249,7 @@ def format_text(report: dict) -> str:
              f"  arena: {arena['bytes']:,} B in {arena['region']} "
              f"(lower bound {arena['lower_bound']:,} B; {len(arena['shared_storage'])} tensors reuse "
              f"another's bytes)",
-             f"  weights: {report['weights_bytes']:,} B   stack reserve: {report['stack_bytes']:,} B"]
+             f"  weights: {report['weights_bytes']:,} B{_weights_home(report)}   stack reserve: {report['stack_bytes']:,} B"]
     elf = report.get("elf")
     if elf:
         parts = " + ".join(f"{name.replace('_', ' ')} {size:,}" for name, size in elf["flash"].items() if size)
