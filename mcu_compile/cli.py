@@ -227,6 +227,39 @@ def _save_outputs(path: Path, result) -> None:
     np.savez(path, **arrays)
 
 
+@main.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds before the run counts as hung.")
+def profile(project, as_json, timeout):
+    """Cost of every layer of PROJECT: builds a profiling variant (app-profile.elf, timer
+    marks between the kernel calls), runs it in the board's simulator and prints per op its
+    kind, output shape, MACs, instructions (QEMU -icount; timer ticks elsewhere), instructions
+    per MAC and share of the total."""
+    from .api import load
+    from .report.layers import format_profile, profile as measure
+    data = measure(load(project), timeout=timeout)
+    click.echo(json.dumps(data, indent=1) if as_json else format_profile(data))
+
+
+@main.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds before the run counts as hung.")
+def debug(project, timeout):
+    """Find the first layer of PROJECT whose output differs from the host reference: builds a
+    debug variant (app-debug.elf) that sends every op's output to the host, runs it on the
+    first test vector and compares op by op. Exits 1 when a layer differs."""
+    from .api import load
+    from .report.layers import debug as compare
+    found = compare(load(project), timeout=timeout)
+    skipped = f"; {len(found.skipped)} not compared (fused: the reference has no such tensor)" if found.skipped else ""
+    if found.divergence is None:
+        click.echo(f"all {len(found.compared)} compared layer outputs equal the host reference{skipped}")
+        return
+    click.echo(str(found.divergence), err=True)
+    sys.exit(1)
+
+
 @main.command("export")
 @click.argument("project", type=click.Path(exists=True, file_okay=False))
 @click.option("--lib", "lib_dir", required=True, type=click.Path(file_okay=False),

@@ -45,7 +45,7 @@ HOSTILE = [
     "int", "memcpy", "model_inputs", "arena", "op0_multiplier", "NULL", "main", "T_x", "c_x",
 ]
 SMUGGLED = ("smuggled", "passwd", "script", "frac")  # hostile words: in code only inside a derived name
-MODEL_C_INCLUDES = {'<string.h>', '"model.h"', '"mcu_nnfunctions.h"', '"mcu_npu.h"'}
+MODEL_C_INCLUDES = {'<string.h>', '"model.h"', '"mcu_nnfunctions.h"', '"mcu_npu.h"', '"mcu_layer_hooks.h"'}
 
 
 def invoke(*args):

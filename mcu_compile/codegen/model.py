@@ -29,7 +29,7 @@ from ..passes.plan import MemoryPlan
 C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "uint8_t"}
 # The C names derived from tensor names: an arena pointer macro or a const array. The
 # names model.c fixes itself (arena, npu_device, invoke, error_op, npu_error, CHECK,
-# CHECK_NPU, op<i>_*, SCRATCH_op<i>), the C keywords and the model's public names
+# CHECK_NPU, LAYER_BEGIN, LAYER_DONE, op<i>_*, SCRATCH_op<i>), the C keywords and the model's public names
 # (<name>_*, <NAME>_*, for a name check_model_name() accepts) start with neither prefix.
 ACTIVATION_PREFIX, CONSTANT_PREFIX = "T_", "c_"
 WEIGHTS_COPIED_TO_RAM = ".data.weights"   # the start-up code copies .data from flash
@@ -157,7 +157,11 @@ class ModelSource:
             scratch = self.plan.scratch.get(index)
             scratch_ref = f"SCRATCH_op{index}" if scratch else None
             fragments.append(emit_op(self.program, op, self.ref, scratch_ref, f"op{index}", index))
-        statements = [s for f in fragments for s in f.statements]
+        statements = []
+        for index, (op, fragment) in enumerate(zip(self.program.ops, fragments)):
+            out = op.outputs[0]
+            statements += [*fragment.statements,
+                           f"LAYER_DONE({index}, {self.ref(out)}, {self.program.tensor(out).nbytes});"]
         used = [t for t in self.program.constants() if t.name in self.referenced]
         uses_npu = registry.uses_npu(self.program)
         n, N = self.name, self.upper
@@ -190,12 +194,20 @@ class ModelSource:
                 "    do { mcu_npu_status s_ = (call); if (s_ != MCU_NPU_OK) { \\",
                 f"        error_op = (op); npu_error = s_; return {N}_ERROR_NPU; }} }} while (0)",
             ]
+        lines += [
+            "", "/* Layer hooks of the `mcu-compile profile` and `debug` builds (MCU_LAYER_HOOKS): a mark before",
+            " * the first op and one after each op with its output; nothing in a normal build. */",
+            "#ifdef MCU_LAYER_HOOKS", '#include "mcu_layer_hooks.h"',
+            "#define LAYER_BEGIN() mcu_layer_begin()",
+            "#define LAYER_DONE(op, output, bytes) mcu_layer_done((op), (output), (bytes))",
+            "#else", "#define LAYER_BEGIN() ((void)0)", "#define LAYER_DONE(op, output, bytes) ((void)0)", "#endif"]
         lines += ["", f"/* One inference on arena ({N}_ARENA_BYTES B, {ARENA_ALIGN}-byte aligned), "
                   "a kernel call per op. */",
                   "static int invoke(int8_t *arena)", "{"]
         if uses_npu:
             lines += ["    static int npu_ready = 0;", "    if (!npu_ready)", "    {",
                       f"        CHECK_NPU(-1, mcu_npu_init(&{NPU_DEVICE}));", "        npu_ready = 1;", "    }"]
+        lines += ["    LAYER_BEGIN();"]
         lines += ["    " + line for s in statements for line in s.splitlines()]
         lines += [f"    return {N}_OK;", "}", "", self.api()]
         return "\n".join(lines)

@@ -82,10 +82,24 @@ def plan_section(program: Program, plan: MemoryPlan) -> dict:
                 "last_op": b.last, "kind": "scratch" if b.name.startswith("scratch:") else "tensor",
                 "shares_with": shared.get(b.name, [])} for b in plan.buffers]
     ops = [{"index": i, "kind": op.kind, "output": op.outputs[0],
+            "shape": list(program.tensor(op.outputs[0]).shape), "macs": macs(program, op),
             "weights_bytes": sum(program.tensor(n).nbytes for n in op.inputs if n and program.tensor(n).is_const),
             "live_bytes": sum(b.size for b in plan.buffers if b.first <= i <= b.last)}
            for i, op in enumerate(program.ops)]
     return {"buffers": buffers, "ops": ops}
+
+
+def macs(program: Program, op) -> int:
+    """Multiply-accumulates of one op: output elements x weights per output channel, for ops
+    with a weight tensor (convolutions, depthwise, fully connected: its second input), or
+    output elements x the shared dimension of a matrix product; 0 for the rest."""
+    out = program.tensor(op.outputs[0])
+    if op.kind == "BATCH_MATMUL":
+        return out.size * program.tensor(op.inputs[0]).shape[-1]
+    weights = program.tensor(op.inputs[1]) if len(op.inputs) > 1 and op.inputs[1] else None
+    if weights is None or not weights.is_const or weights.quant is None or len(weights.shape) < 2:
+        return 0
+    return out.size * (weights.size // max(1, out.shape[-1]))
 
 
 def _tensor_info(program: Program, name: str) -> dict:

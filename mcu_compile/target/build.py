@@ -23,16 +23,24 @@ def check_toolchain() -> None:
             raise ToolchainError(f"{tool} not found: {INSTALL_HINT}")
 
 
-def build(project_dir: Path, jobs: int | None = None) -> Path:
-    """Runs make in project_dir; returns the path of app.elf (app.map is beside it)."""
+# Build variants beside the project's app.elf: name -> the defines that make it.
+VARIANTS = {"profile": ("MCU_LAYER_HOOKS", "MCU_PROFILE"), "debug": ("MCU_LAYER_HOOKS", "MCU_DEBUG")}
+
+
+def build(project_dir: Path, jobs: int | None = None, variant: str | None = None) -> Path:
+    """Runs make in project_dir; returns the path of app.elf (app.map is beside it), or
+    of app-<variant>.elf for a variant of VARIANTS (built in build-<variant>/)."""
     check_toolchain()
     project_dir = Path(project_dir)
     cmd = ["make", "-C", str(project_dir), f"-j{jobs or os.cpu_count() or 1}"]
+    if variant is not None:
+        defines = " ".join(f"-D{d}" for d in VARIANTS[variant])
+        cmd += [f"VARIANT=-{variant}", f"EXTRA_CFLAGS={defines}"]
     # the C locale: the messages _build_failure() reads are in English with ASCII quotes
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
     if proc.returncode != 0:
         raise _build_failure(project_dir, proc.stdout + proc.stderr)
-    return project_dir / "app.elf"
+    return project_dir / (f"app-{variant}.elf" if variant else "app.elf")
 
 
 def _build_failure(project_dir: Path, log: str) -> McuCompileError:

@@ -243,10 +243,16 @@ def _library_frames(elf: Path, names: set[str]) -> dict[str, tuple[int, bool, se
     return {k: (v[0], v[1], v[2]) for k, v in result.items()}
 
 
+def _app_files(project_dir: Path, pattern: str) -> list[Path]:
+    """The app.elf build's files: not those of build-<variant>/ (the profile and debug builds)."""
+    return sorted(p for p in project_dir.rglob(pattern)
+                  if not any(part.startswith("build-") for part in p.relative_to(project_dir).parts))
+
+
 def load_graph(project_dir: Path) -> _Graph:
     project_dir = Path(project_dir)
     graph = _Graph()
-    ci_files = sorted(project_dir.rglob("*.ci"))
+    ci_files = _app_files(project_dir, "*.ci")
     if not ci_files:
         raise StackAnalysisError(
             f"no .ci call-graph files under {project_dir}: build the project with a Makefile "
@@ -254,7 +260,7 @@ def load_graph(project_dir: Path) -> _Graph:
     files = {}
     for ci in ci_files:
         files[ci] = _parse_ci(ci, graph)
-    for su in sorted(project_dir.rglob("*.su")):
+    for su in _app_files(project_dir, "*.su"):
         _parse_su(su, graph)
     for ci, file in files.items():
         obj = ci.with_suffix(".o")
