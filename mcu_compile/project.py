@@ -114,7 +114,7 @@ class CompiledModel:
         weights = set(manifest["weight_symbols"])
         self.report = with_elf(self.report, self.board, elf_summary(elf, self.board, weights))
         self.report["stack"] = {**stack.as_dict(), "margin_bytes": STACK_MARGIN_BYTES}
-        self._save_report()
+        self.save_report()
         problems = budget_overruns(self.report, manifest.get("max_ram"), manifest.get("max_flash"))
         if problems:
             raise BoardFitError(f"the built firmware does not fit: {problems[0]}; choose a board with more memory, "
@@ -174,13 +174,13 @@ class CompiledModel:
         self.report["run"] = {"bit_exact": run.bit_exact, "instructions": run.instructions,
                               "stack_measured_bytes": result.stack_bytes, "npu_sim": run.npu_sim,
                               "npu_jobs": run.npu_jobs}
-        self._save_report()
+        self.save_report()
         return run
 
     def _manifest(self) -> dict:
         return json.loads((self.project_dir / MANIFEST).read_text())
 
-    def _save_report(self) -> None:
+    def save_report(self) -> None:
         manifest = self._manifest()
         manifest["report"] = self.report
         (self.project_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))

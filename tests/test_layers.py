@@ -36,6 +36,10 @@ def test_profile_adds_up_to_the_inference(kws):
     assert abs(sum(r["share"] for r in rows) - 100) < 0.1
     assert all(r["instructions"] > 0 for r in rows)
     assert (kws.project_dir / "app.elf").is_file() and (kws.project_dir / "app-profile.elf").is_file()
+    # kept in the report: the HTML page draws a bar per layer
+    from mcu_compile.report.html import render_html
+    page = render_html(mcu_compile.load(kws.project_dir).report)
+    assert 'id="profile"' in page and page.count('<td><div class="bar" title=') == len(rows)
 
 
 def test_debug_finds_no_difference_in_a_good_firmware(kws):

@@ -52,8 +52,11 @@ def profile(compiled: CompiledModel, timeout: float = 300.0) -> dict:
     total = sum(r[unit] for r in rows) or 1
     for r in rows:
         r["share"] = round(100.0 * r[unit] / total, 2)
-    return {"board": compiled.board.name, "unit": unit, "layers": rows, "total": sum(r[unit] for r in rows),
+    data = {"board": compiled.board.name, "unit": unit, "layers": rows, "total": sum(r[unit] for r in rows),
             "note": f"each layer's figure includes one timer read; {compiled.board.name}, first test vector"}
+    compiled.report["profile"] = data   # the HTML report draws it (`mcu-compile report --html`)
+    compiled.save_report()
+    return data
 
 
 def format_profile(data: dict) -> str:
