@@ -2,7 +2,8 @@
 arena for the same .tflite (reference kernels, total incl. its bookkeeping), flash,
 instructions per inference (QEMU -icount, deterministic), bit-exactness, compile time.
 
-    python examples/benchmark.py [--board mps3-an547] [--markdown]
+    python examples/benchmark.py [--board mps3-an547]
+    python examples/benchmark.py --speed [--board mps2-an386]   # portable vs optimized vs TFLM + CMSIS-NN
 """
 from __future__ import annotations
 
@@ -44,6 +45,42 @@ def measure(name: str, compile_fn) -> dict:
             "instructions": run.instructions[0], "bit_exact": run.bit_exact, "compile_s": seconds}
 
 
+# TFLite Micro + CMSIS-NN, instructions per inference, measured on these machines with the same
+# method (QEMU -icount, same input): ../shared/TARGETS.md, "Peer baseline measured here".
+PEER_INSTRUCTIONS = {
+    "cortex-m55": {"kws_ref_model": 1_813_500, "pretrainedResnet_quant": 4_912_062,
+                   "vww_96_int8": 6_557_844, "ad01_int8": 149_906},
+    "cortex-m4": {"kws_ref_model": 7_697_680, "pretrainedResnet_quant": 29_863_880,
+                  "vww_96_int8": 24_101_440, "ad01_int8": 582_880},
+    "cortex-m7": {"kws_ref_model": 7_643_480, "pretrainedResnet_quant": 30_026_760,
+                  "vww_96_int8": 24_025_080, "ad01_int8": 583_160},
+}
+SPEED_GOAL = 0.67   # issue #15: at most 0.67x the peer's instructions
+
+
+def speed_table(board: str, out: Path) -> bool:
+    """Per MLPerf Tiny model: ours with the portable C kernels, ours optimized (Helium / DSP),
+    the peer, and optimized / peer. True when every run was bit-exact."""
+    print(f"| model ({board}) | ours, portable C | ours, optimized | TFLM + CMSIS-NN | ours / peer |")
+    print("|---|---|---|---|---|")
+    ok = True
+    for name in MLPERF:
+        path = SHARED_MODELS / f"{name}.tflite"
+        if not path.is_file():
+            continue
+        compiled = mcu_compile.compile(path, board=board, out_dir=out / name)
+        run = compiled.run()
+        portable = compiled.run_variant("portable")
+        same = [o for vector in portable.outputs for o in vector] == [bytes(a.tobytes()) for v in run.outputs for a in v]
+        ok &= run.bit_exact and same
+        peer = PEER_INSTRUCTIONS.get(compiled.board.cpu.core, {}).get(name)
+        ratio = f"{run.instructions[0] / peer:.2f}" if peer else "-"
+        print(f"| {name} | {portable.instructions[0]:,} | {run.instructions[0]:,}"
+              f"{'' if run.bit_exact and same else ' (NOT bit-exact)'} | {f'{peer:,}' if peer else '-'} | {ratio} |",
+              flush=True)
+    return ok
+
+
 def cases(board: str, out: Path):
     for name in seed003.seed003_models():
         model, shape = seed003.seed003_models()[name]
@@ -61,7 +98,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--board", default="mps3-an547")
     parser.add_argument("--out", default="build/benchmark", type=Path)
+    parser.add_argument("--speed", action="store_true",
+                        help="instructions per inference: portable C, optimized, TFLM + CMSIS-NN (MLPerf Tiny models)")
     args = parser.parse_args(argv)
+    if args.speed:
+        return 0 if speed_table(args.board, args.out / f"speed-{args.board}") else 1
     print(f"| model ({args.board}) | arena B | lower bound B | TFLM arena B | arena / TFLM | flash B | "
           f"weights B | instructions/inference | bit-exact | compile s |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -154,6 +154,14 @@ class CompiledModel:
                         runs[-1].elf, runs[-1].npu_sim, sum(r.npu_jobs for r in runs),
                         [f for r in runs for f in r.outputs_float])
 
+    def run_variant(self, variant: str, timeout: float = 300.0):
+        """Builds a variant of the firmware beside app.elf (target/build.py VARIANTS: the
+        profiling and debug builds, the portable kernels) and runs it on the board's
+        simulator; the RunResult of what it printed."""
+        self.build()   # the project's own build first: stack reserve and platform files current
+        elf = build_project(self.project_dir, variant=variant)
+        return run_firmware(self.board, elf, timeout=timeout, uses_npu=self.uses_npu)
+
     def _vectors_per_build(self, vector: list[np.ndarray]) -> int:
         """How many test vectors the code region holds besides the firmware itself."""
         row = self.report["regions"][self.board.code_region]

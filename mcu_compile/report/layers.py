@@ -14,18 +14,10 @@ import numpy as np
 
 from ..project import CompiledModel
 from ..reference import interpreter as reference
-from ..sim.backends import run_firmware
-from ..target.build import build as build_project
 from .budget import short_name
 
 _LAYER = re.compile(r"MCU-LAYER (\d+) (\d+)")
 _TENSOR = re.compile(r"MCU-TENSOR (\d+) ([0-9a-f]*)")
-
-
-def _run_variant(compiled: CompiledModel, variant: str, timeout: float):
-    compiled.build()   # the project's own build first: stack reserve and platform files current
-    elf = build_project(compiled.project_dir, variant=variant)
-    return run_firmware(compiled.board, elf, timeout=timeout, uses_npu=compiled.uses_npu)
 
 
 def _first_vector(items: list[tuple[int, str]], count: int) -> dict[int, str]:
@@ -36,7 +28,7 @@ def _first_vector(items: list[tuple[int, str]], count: int) -> dict[int, str]:
 def profile(compiled: CompiledModel, timeout: float = 300.0) -> dict:
     """Runs the profiling build on the board's simulator; per op: kind, output shape, MACs,
     cost and share of the total, for the first test vector."""
-    result = _run_variant(compiled, "profile", timeout)
+    result = compiled.run_variant("profile", timeout)
     ops = compiled.report["plan"]["ops"]
     ticks = _first_vector([(int(m[1]), m[2]) for m in _LAYER.finditer(result.stdout)], len(ops))
     per_tick = result.instructions[0] / result.ticks[0] if result.timing_measured and result.ticks[0] else None
@@ -98,7 +90,7 @@ class DebugReport:
 def debug(compiled: CompiledModel, timeout: float = 300.0) -> DebugReport:
     """Runs the debug build (every op's output to the host) on the first test vector and
     compares each output with the host reference's, in execution order."""
-    result = _run_variant(compiled, "debug", timeout)
+    result = compiled.run_variant("debug", timeout)
     ops = compiled.report["plan"]["ops"]
     got = _first_vector([(int(m[1]), m[2]) for m in _TENSOR.finditer(result.stdout)], len(ops))
     expected = reference.run_with_intermediates(compiled.reference_program, compiled.vectors()[0])

@@ -24,7 +24,8 @@ def check_toolchain() -> None:
 
 
 # Build variants beside the project's app.elf: name -> the defines that make it.
-VARIANTS = {"profile": ("MCU_LAYER_HOOKS", "MCU_PROFILE"), "debug": ("MCU_LAYER_HOOKS", "MCU_DEBUG")}
+VARIANTS = {"profile": ("MCU_LAYER_HOOKS", "MCU_PROFILE"), "debug": ("MCU_LAYER_HOOKS", "MCU_DEBUG"),
+            "portable": ("MCU_NN_PORTABLE",)}   # the kernels' portable C only: the reference paths
 
 
 def build(project_dir: Path, jobs: int | None = None, variant: str | None = None) -> Path:
