@@ -286,6 +286,29 @@ def test_gru_and_lstm(tmp_path):
     assert kinds.count("LOGISTIC") == 4 * 2 + 4 * 3 and kinds.count("TANH") == 4 + 4 * 2
 
 
+class DeepRecurrent(nn.Module):
+    """A two-layer bidirectional GRU (sequence first) feeding a two-layer LSTM, 3 steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 6, num_layers=2, bidirectional=True)
+        self.lstm = nn.LSTM(12, 5, num_layers=2)
+
+    def forward(self, x):
+        sequence, h_n = self.gru(x)
+        outputs, (last, cell) = self.lstm(sequence)
+        return outputs, h_n, cell
+
+
+def test_multi_layer_and_bidirectional_recurrent(tmp_path):
+    torch.manual_seed(3)
+    compiled = _check(DeepRecurrent(), (3, 1, 4), "mps3-an547", tmp_path, steps=6)
+    kinds = [op.kind for op in compiled.program.ops]
+    # GRU: 2 layers x 2 directions x 3 steps x 2 sigmoids; LSTM: 2 layers x 3 steps x 3
+    assert kinds.count("LOGISTIC") == 2 * 2 * 3 * 2 + 2 * 3 * 3
+    assert [tuple(compiled.program.tensor(o).shape) for o in compiled.program.outputs] == [(3, 1, 5), (4, 1, 6), (2, 1, 5)]
+
+
 class ExpandPreluLogSoftmax(nn.Module):
     """expand (BROADCAST_TO), nn.PReLU per channel (PRELU), log_softmax (LOG_SOFTMAX)."""
 

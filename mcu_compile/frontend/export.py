@@ -64,56 +64,73 @@ def _time_steps(input, batch_first: bool) -> list:
     return [input[:, t] if batch_first else input[t] for t in range(input.shape[1 if batch_first else 0])]
 
 
-def _gru(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
-    """nn.GRU unrolled over its fixed sequence length: per step two linears, sigmoid and
-    tanh gates (256-entry tables in firmware), elementwise updates."""
-    w_ih, w_hh, b_ih, b_hh = params if has_biases else (*params, None, None)
-    hidden, h, outputs = w_hh.shape[1], hx[0], []
-    for x in _time_steps(input, batch_first):
-        gi, gh = F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh)
-        r = torch.sigmoid(gi[:, :hidden] + gh[:, :hidden])
-        z = torch.sigmoid(gi[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
-        n = torch.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
-        h = n + z * (h - n)
-        outputs.append(h.unsqueeze(1 if batch_first else 0))
-    return torch.cat(outputs, 1 if batch_first else 0), h.unsqueeze(0)
+def _gru_cell(x, state, w_ih, w_hh, b_ih, b_hh):
+    """One GRU step: two linears, sigmoid and tanh gates (256-entry tables in firmware),
+    elementwise updates."""
+    (h,) = state
+    hidden = w_hh.shape[1]
+    gi, gh = F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh)
+    r = torch.sigmoid(gi[:, :hidden] + gh[:, :hidden])
+    z = torch.sigmoid(gi[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
+    n = torch.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
+    return (n + z * (h - n),)
 
 
-def _lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
-    """nn.LSTM unrolled over its fixed sequence length, as _gru."""
-    w_ih, w_hh, b_ih, b_hh = params if has_biases else (*params, None, None)
-    hidden, h, c, outputs = w_hh.shape[1], hx[0][0], hx[1][0], []
-    for x in _time_steps(input, batch_first):
-        gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
-        i, f = torch.sigmoid(gates[:, :hidden]), torch.sigmoid(gates[:, hidden:2 * hidden])
-        g, o = torch.tanh(gates[:, 2 * hidden:3 * hidden]), torch.sigmoid(gates[:, 3 * hidden:])
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        outputs.append(h.unsqueeze(1 if batch_first else 0))
-    return torch.cat(outputs, 1 if batch_first else 0), h.unsqueeze(0), c.unsqueeze(0)
+def _lstm_cell(x, state, w_ih, w_hh, b_ih, b_hh):
+    """One LSTM step, as _gru_cell."""
+    h, c = state
+    hidden = w_hh.shape[1]
+    gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
+    i, f = torch.sigmoid(gates[:, :hidden]), torch.sigmoid(gates[:, hidden:2 * hidden])
+    g, o = torch.tanh(gates[:, 2 * hidden:3 * hidden]), torch.sigmoid(gates[:, 3 * hidden:])
+    c = f * c + i * g
+    return o * torch.tanh(c), c
+
+
+def _unrolled(cell, initial_states):
+    """aten.gru/aten.lstm unrolled over the fixed sequence length, every layer and direction:
+    layer l, direction d uses params[(2l + d) * k ...] (k: 4 tensors with biases, else 2) and
+    initial state index 2l + d; a reverse direction walks the steps backwards, and the layer's
+    output per step is the directions' outputs concatenated (what the next layer reads)."""
+    def run(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+        directions, per = (2 if bidirectional else 1), (4 if has_biases else 2)
+        steps, finals = _time_steps(input, batch_first), []
+        for layer in range(num_layers):
+            per_direction = []
+            for d in range(directions):
+                k = layer * directions + d
+                w_ih, w_hh, b_ih, b_hh = (*params[k * per:(k + 1) * per], None, None)[:4]
+                state, outputs = initial_states(hx, k), []
+                for x in (steps if d == 0 else steps[::-1]):
+                    state = cell(x, state, w_ih, w_hh, b_ih, b_hh)
+                    outputs.append(state[0])
+                per_direction.append(outputs if d == 0 else outputs[::-1])
+                finals.append(state)
+            steps = [torch.cat(out, -1) if directions > 1 else out[0] for out in zip(*per_direction)]
+        axis = 1 if batch_first else 0
+        output = torch.cat([h.unsqueeze(axis) for h in steps], axis)
+        return (output, *(torch.cat([s[i].unsqueeze(0) for s in finals], 0) for i in range(len(finals[0]))))
+    return run
+
+
+_gru = _unrolled(_gru_cell, lambda hx, k: (hx[k],))
+_lstm = _unrolled(_lstm_cell, lambda hx, k: (hx[0][k], hx[1][k]))
 
 
 # PyTorch ops rewritten into ones mcu-compile lowers, before quantization (as ExecuTorch's
 # decomposition passes do): each split part is a slice; layer_norm is its arithmetic; a
-# one-layer, one-direction GRU or LSTM is unrolled over its sequence.
+# GRU or LSTM (any number of layers, one or two directions) is unrolled over its sequence.
 DECOMPOSITIONS = {torch.ops.aten.layer_norm.default: _layer_norm,
                   torch.ops.aten.split_with_sizes.default: _split_with_sizes,
                   torch.ops.aten.split.Tensor: _split,
                   torch.ops.aten.gru.input: _gru,
                   torch.ops.aten.lstm.input: _lstm}
-RECURRENT = (torch.ops.aten.gru.input, torch.ops.aten.lstm.input)
 
 
 def decompose(exported: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
     """The program with DECOMPOSITIONS applied, when it uses any of those ops."""
-    nodes = [node for node in exported.graph.nodes if node.target in DECOMPOSITIONS]
-    if not nodes:
+    if not any(node.target in DECOMPOSITIONS for node in exported.graph.nodes):
         return exported
-    for node in nodes:
-        if node.target in RECURRENT and (node.args[4] != 1 or node.args[7]):
-            where = source_line(node)
-            raise UnsupportedOpError(f"{aten_name(node.target)}{f' at {where}' if where else ''}: only one layer in "
-                                     f"one direction is supported; stack single-layer modules instead")
     return exported.run_decompositions(DECOMPOSITIONS)
 
 
