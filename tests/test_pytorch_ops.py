@@ -286,6 +286,24 @@ def test_gru_and_lstm(tmp_path):
     assert kinds.count("LOGISTIC") == 4 * 2 + 4 * 3 and kinds.count("TANH") == 4 + 4 * 2
 
 
+class Gelus(nn.Module):
+    """GELU exact and with the tanh approximation (TFLite's GELU table; TFLM has no kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return nn.functional.gelu(self.linear(x)), nn.functional.gelu(x, approximate="tanh")
+
+
+def test_gelu(tmp_path):
+    torch.manual_seed(4)
+    compiled = _check(Gelus(), (1, 8), "mps3-an547", tmp_path, steps=2)
+    gelus = [op for op in compiled.program.ops if op.kind == "GELU"]
+    assert [op.options["approximate"] for op in gelus] == [False, True]
+
+
 class DeepRecurrent(nn.Module):
     """A two-layer bidirectional GRU (sequence first) feeding a two-layer LSTM, 3 steps."""
 

@@ -513,19 +513,22 @@ def lower_maximum_minimum(lw: Lowering, node: Node, quant: Quant, fused: str) ->
 
 UNARY_KINDS = {"aten.sigmoid.default": "LOGISTIC", "aten.tanh.default": "TANH",
                "aten.hardswish.default": "HARD_SWISH", "aten.leaky_relu.default": "LEAKY_RELU",
-               "aten.elu.default": "ELU", "aten.abs.default": "ABS", "aten.rsqrt.default": "RSQRT"}
+               "aten.elu.default": "ELU", "aten.abs.default": "ABS", "aten.rsqrt.default": "RSQRT",
+               "aten.gelu.default": "GELU"}
 
 
 @lowers("aten.sigmoid.default", role="unit_output")
 @lowers("aten.tanh.default", role="symmetric_unit_output")
 @lowers("aten.hardswish.default", "aten.leaky_relu.default", "aten.elu.default", "aten.abs.default",
-        "aten.rsqrt.default", role="unary")
+        "aten.rsqrt.default", "aten.gelu.default", role="unary")
 def lower_unary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     """An elementwise function of one int8 value (a 256-entry table in firmware)."""
     name = aten_name(node.target)
     options = {}
     if name == "aten.leaky_relu.default":
         options["alpha"] = float(node.args[1] if len(node.args) > 1 else node.kwargs.get("negative_slope", 0.01))
+    if name == "aten.gelu.default":
+        options["approximate"] = node.kwargs.get("approximate", "none") == "tanh"
     if name == "aten.elu.default" and any(float(v) != 1.0 for v in list(node.args[1:4]) + list(node.kwargs.values())):
         _fail(node, "ELU with alpha, scale or input_scale other than 1 is not supported (TFLite's ELU has none)")
     x = lw.value(node.args[0])

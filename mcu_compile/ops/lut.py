@@ -3,7 +3,7 @@ firmware as a 256-entry table (mcu_lut_s8, in place). The compiler fills the tab
 evaluating the kind's reference kernel on every int8 value, so the firmware computes
 exactly what the reference does. The kinds here: HARD_SWISH (16-bit fixed point),
 LEAKY_RELU and ABS (requantizations), ELU (a float32 table, filled as TFLite Micro's
-Prepare fills it), RSQRT (Newton-Raphson); the sigmoid and tanh kinds (gemmlowp's fixed point)
+Prepare fills it), GELU (TFLite's float32 table; TFLite Micro has none), RSQRT (Newton-Raphson); the sigmoid and tanh kinds (gemmlowp's fixed point)
 are in activation.py.
 """
 from __future__ import annotations
@@ -181,11 +181,12 @@ def abs_(program: Program, op: Op, args: list) -> np.ndarray:
 # ---------------------------------------------------------------- ELU (a float32 table)
 
 @functools.cache
-def _c_expf():
-    """The C library's expf: the function TFLite Micro's ELU table is computed with."""
-    expf = ctypes.CDLL(ctypes.util.find_library("m")).expf
-    expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
-    return expf
+def _c_float_function(name: str):
+    """A float32 function of the C library (expf, erff, tanhf): what TFLite's tables are
+    computed with."""
+    function = getattr(ctypes.CDLL(ctypes.util.find_library("m")), name)
+    function.restype, function.argtypes = ctypes.c_float, [ctypes.c_float]
+    return function
 
 
 def _round_half_away(x: np.ndarray) -> np.ndarray:
@@ -199,7 +200,7 @@ def _elu_table(program: Program, op: Op) -> np.ndarray:
     s_in, zp_in = _float32_quant(program, op.inputs[0])
     s_out, zp_out = _float32_quant(program, op.outputs[0])
     dequantized = s_in * (INT8_VALUES - zp_in).astype(np.float32)
-    expf = _c_expf()
+    expf = _c_float_function("expf")
     transformed = np.array([np.float32(expf(v)) - np.float32(1) if v < 0 else v for v in dequantized],
                            dtype=np.float32)
     rescaled = _round_half_away(transformed * (np.float32(1) / s_out)).astype(np.float32)
@@ -208,6 +209,38 @@ def _elu_table(program: Program, op: Op) -> np.ndarray:
 
 def elu(program: Program, op: Op, args: list) -> np.ndarray:
     return _elu_table(program, op)[args[0].astype(np.int64) - params.INT8_MIN]
+
+
+# ---------------------------------------------------------------- GELU (a float32 table)
+# TFLite Micro has no GELU kernel, so the oracle cannot check this one: the table is TFLite's
+# (lite/kernels/gelu.cc: the same float32 populate as ELU's, with
+# 0.5f * x * (1 + erff(x * M_SQRT1_2)), or with approximate
+# 0.5f * x * (1 + tanhf(sqrt(2/pi) * (x + 0.044715f * x**3)))), and our integer definition.
+
+SQRT1_2 = np.float32(0.70710678118654752440)
+SQRT_2_PI = np.float32(0.79788456080286535588)   # M_2_SQRTPI * M_SQRT1_2
+
+
+def _gelu_value(x: np.float32, approximate: bool) -> np.float32:
+    half_x = np.float32(0.5) * x
+    if approximate:
+        inner = SQRT_2_PI * (x + np.float32(0.044715) * x * x * x)
+        return half_x * (np.float32(1) + np.float32(_c_float_function("tanhf")(inner)))
+    return half_x * (np.float32(1) + np.float32(_c_float_function("erff")(x * SQRT1_2)))
+
+
+def _gelu_table(program: Program, op: Op) -> np.ndarray:
+    s_in, zp_in = _float32_quant(program, op.inputs[0])
+    s_out, zp_out = _float32_quant(program, op.outputs[0])
+    dequantized = s_in * (INT8_VALUES - zp_in).astype(np.float32)
+    approximate = bool(op.options.get("approximate", False))
+    transformed = np.array([_gelu_value(v, approximate) for v in dequantized], dtype=np.float32)
+    rescaled = _round_half_away(transformed * (np.float32(1) / s_out)).astype(np.float32)
+    return _clamp_int8(rescaled + np.float32(zp_out)).astype(np.int64)
+
+
+def gelu(program: Program, op: Op, args: list) -> np.ndarray:
+    return _gelu_table(program, op)[args[0].astype(np.int64) - params.INT8_MIN]
 
 
 # ---------------------------------------------------------------- RSQRT (Newton-Raphson in Q3.28)
@@ -249,6 +282,7 @@ register(
     table_kind("HARD_SWISH", hard_swish, TfliteForm("HardSwishOptions"), check=_check_hard_swish),
     table_kind("LEAKY_RELU", leaky_relu, TfliteForm("LeakyReluOptions", {"alpha": 0.0})),
     table_kind("ELU", elu),
+    table_kind("GELU", gelu, TfliteForm("GeluOptions", {"approximate": False})),
     table_kind("ABS", abs_, TfliteForm("AbsOptions")),
     table_kind("RSQRT", rsqrt),
 )
