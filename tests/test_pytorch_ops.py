@@ -304,6 +304,19 @@ def test_gelu(tmp_path):
     assert [op.options["approximate"] for op in gelus] == [False, True]
 
 
+class Repeats(nn.Module):
+    """x.repeat: along existing dimensions, and with a new leading one."""
+
+    def forward(self, x):
+        return x.repeat(1, 2, 1, 3) + 1, torch.relu(x).repeat(2, 1, 1, 1, 1)
+
+
+def test_repeat_is_concatenation(tmp_path):
+    compiled = _check(Repeats(), (1, 3, 4, 5), "mps3-an547", tmp_path, steps=2)
+    kinds = [op.kind for op in compiled.program.ops]
+    assert kinds.count("CONCATENATION") == 3 and "TILE" not in kinds
+
+
 class DeepRecurrent(nn.Module):
     """A two-layer bidirectional GRU (sequence first) feeding a two-layer LSTM, 3 steps."""
 

@@ -208,11 +208,14 @@ class Lowering:
         return name
 
     def outputs(self, node: Node) -> None:
+        """The graph outputs; a 4-D one channels-last, as every 4-D input and output of the
+        program is (model.h says so; to_float_outputs turns it back)."""
         for out in node.args[0]:
             if not (isinstance(out, Node) and _target_name(out) == DEQUANTIZE):
                 raise UnsupportedOpError("every model output must be a quantized activation "
                                          "(a float computation reaches the output unquantized)")
-            self.program.outputs.append(self.values[out])
+            name = self.values[out]
+            self.program.outputs.append(self.as_channels_last(name) if len(self.shape(name)) == 4 else name)
 
     # ---- constants from the converted graph --------------------------------------
     def constant(self, node: Node) -> tuple[np.ndarray, np.ndarray]:
@@ -808,6 +811,27 @@ def lower_expand(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     out = lw.new_activation(node.name, shape, quant)
     lw.emit("BROADCAST_TO", [x, lw.new_const(node.name + "_shape", np.array(shape, np.int32), "int32")], [out])
     return out
+
+
+@lowers("aten.repeat.default", role="shared")
+def lower_repeat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
+    """x.repeat(*sizes) (TILE): per repeated dimension a CONCATENATION of copies, a builtin
+    TFLite Micro runs (it has no TILE kernel); extra leading sizes add leading dimensions."""
+    x = lw.as_plain(lw.value(node.args[0]))
+    sizes = [int(r) for r in node.args[1]]
+    shape = (1,) * (len(sizes) - len(lw.shape(x))) + tuple(lw.shape(x))
+    if shape != lw.shape(x):
+        widened = lw.new_activation(node.name + "_widened", shape, quant)
+        lw.emit("RESHAPE", [x], [widened], new_shape=list(shape))
+        x = widened
+    for axis, times in enumerate(sizes):
+        if times == 1:
+            continue
+        shape = shape[:axis] + (shape[axis] * times,) + shape[axis + 1:]
+        tiled = lw.new_activation(f"{node.name}_tiled{axis}", shape, quant)
+        lw.emit("CONCATENATION", [x] * times, [tiled], axis=axis, fused_activation_function="NONE")
+        x = tiled
+    return x
 
 
 @lowers("aten.prelu.default", role="unary")
