@@ -155,6 +155,19 @@ def test_every_unsupported_op_is_named_at_once():
         def forward(self, x):
             return torch.sin(x) + torch.cos(x)
 
-    with pytest.raises(UnsupportedOpError, match=r"^unsupported ops aten\.sin\.default at \S+:\d+ in forward, "
-                                                 r"aten\.cos\.default at \S+:\d+ in forward; supported ops: "):
+    with pytest.raises(UnsupportedOpError, match=r"^unsupported ops aten\.sin\.default at \S+:\d+ in forward "
+                                                 r"\(compute it on the host or as a constant input\), "
+                                                 r"aten\.cos\.default at \S+:\d+ in forward \(.*\); supported ops: "):
         export(TwoUnsupported(), (torch.randn(4),))
+
+
+def test_unsupported_ops_come_with_the_nearest_rewrite():
+    class Powers(nn.Module):
+        def forward(self, x):
+            return torch.sqrt(x * x) + x ** 2
+
+    with pytest.raises(UnsupportedOpError) as err:
+        export(Powers(), (torch.randn(4),))
+    message = str(err.value)
+    assert "aten.sqrt.default at test_lowering.py:" in message and "(write x * torch.rsqrt(x))" in message
+    assert "aten.pow.Tensor_Scalar at test_lowering.py:" in message and "(for x**2 write x * x)" in message

@@ -158,6 +158,32 @@ def source_line(node) -> str:
     return f"{Path(file).name}:{line} in {func}"
 
 
+# The nearest supported rewrite of ops users reach for that have no int8 kernel here.
+REWRITES = {
+    "aten.pow.Tensor_Scalar": "for x**2 write x * x",
+    "aten.square.default": "write x * x",
+    "aten.sqrt.default": "write x * torch.rsqrt(x)",
+    "aten.exp.default": "use softmax, sigmoid or elu, which cover the usual uses",
+    "aten.log.default": "use log_softmax",
+    "aten.erf.default": "use F.gelu, which has a table",
+    "aten.sin.default": "compute it on the host or as a constant input",
+    "aten.cos.default": "compute it on the host or as a constant input",
+    "aten.argmax.default": "return the scores and take argmax on the host",
+    "aten.max.dim": "use amax for the values; take argmax on the host",
+    "aten.einsum.default": "write it with matmul/bmm and permute",
+    "aten.group_norm.default": "use layer_norm, or batch norm after a conv (folded)",
+    "aten.instance_norm.default": "use layer_norm, or batch norm after a conv (folded)",
+    "aten._native_batch_norm_legit_no_training.default": "put the batch norm right after a conv so it folds into it",
+    "aten.upsample_bicubic2d.vec": "use bilinear or nearest",
+    "aten.gather.default": "use slicing (x[..., a:b]) or select",
+    "aten.index.Tensor": "use slicing (x[..., a:b]) or select",
+    "aten.flip.default": "reverse the data on the host, or use a reversed weight",
+    "aten.clamp.Tensor": "clamp to Python numbers: clamp(0, 6), or use hardtanh / relu6",
+    "aten.floor_divide.default": "no integer division: scale with a multiplication",
+    "aten.tile.default": "use x.repeat(...)",
+}
+
+
 def check_supported(exported: torch.export.ExportedProgram) -> None:
     """Refuses every unsupported op at once, each with its source line."""
     known = aten_ops()
@@ -169,7 +195,8 @@ def check_supported(exported: torch.export.ExportedProgram) -> None:
         if name in known or name in FOLDED_ATEN_OPS or name == "_operator.getitem":
             continue
         where = source_line(node)
-        unsupported.setdefault(name + (f" at {where}" if where else ""), None)
+        hint = f" ({REWRITES[name]})" if name in REWRITES else ""
+        unsupported.setdefault(name + (f" at {where}" if where else "") + hint, None)
     if unsupported:
         raise UnsupportedOpError(f"unsupported op{'s' if len(unsupported) > 1 else ''} {', '.join(unsupported)}"
                                  f"; supported ops: {supported_list()}")
