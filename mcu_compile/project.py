@@ -240,7 +240,7 @@ def write_project(project_dir: Path, write: Callable[[Path], None], force: bool 
     try:
         write(staging)
         _record_model_digests(staging)
-        _swap_in(staging, project_dir)
+        swap_in(staging, project_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -255,13 +255,15 @@ def _check_replaceable(project_dir: Path) -> None:
                          f"--force (force=True) to replace it")
 
 
-def _swap_in(staging: Path, project_dir: Path) -> None:
-    if not project_dir.exists():
-        os.rename(staging, project_dir)
+def swap_in(staging: Path, target: Path) -> None:
+    """Replaces target (a folder, or nothing yet) by staging, a complete folder beside it:
+    renames only, so a reader sees the old folder or the new one, never a mix."""
+    if not target.exists():
+        os.rename(staging, target)
         return
-    retired = Path(tempfile.mkdtemp(prefix=f".{project_dir.name}.old-", dir=project_dir.parent))
-    os.rename(project_dir, retired / project_dir.name)
-    os.rename(staging, project_dir)
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rename(target, retired / target.name)
+    os.rename(staging, target)
     shutil.rmtree(retired, ignore_errors=True)
 
 

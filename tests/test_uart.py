@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
-import subprocess
 import threading
-import time
 
 import pytest
 import serial

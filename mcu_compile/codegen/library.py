@@ -15,13 +15,12 @@ destination and renamed into place, so an interrupted export leaves nothing half
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from ..errors import InputError
-from ..project import MANIFEST
+from ..project import MANIFEST, swap_in
 from ..target.boards import load_board
 from .model import header_name, project_model_name
 from .platform import template_env
@@ -42,7 +41,7 @@ def export_library(project_dir: str | Path, out_dir: str | Path, force: bool = F
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
     try:
         _write(staging, project_dir, manifest, name, model_c, npu)
-        _swap_in(staging, out_dir)
+        swap_in(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
@@ -86,12 +85,3 @@ def _write(folder: Path, project_dir: Path, manifest: dict, name: str, model_c: 
     for template, target in (("library_CMakeLists.txt.j2", "CMakeLists.txt"), ("library_README.txt.j2", "README.txt")):
         (folder / target).write_text(template_env().get_template(template).render(**context))
 
-
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        os.rename(staging, out_dir)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    os.rename(out_dir, retired / out_dir.name)
-    os.rename(staging, out_dir)
-    shutil.rmtree(retired, ignore_errors=True)
