@@ -109,8 +109,9 @@ def model_source(program: Program, aliases: dict[str, str] | None = None) -> str
         if t.is_const and re.search(rf"\b{names[name]}\b", code):
             values = ", ".join(str(int(v)) for v in t.data.reshape(-1))
             lines.append(f"static const {ctypes[t.dtype]} {names[name]}[{t.size}] = {{{values}}};")
-        elif not t.is_const and name not in aliases:
-            lines.append(f"static int8_t {names[name]}[{t.size}];")
+        elif not t.is_const and name not in aliases and (re.search(rf"\b{names[name]}\b", code) or
+                                                         name in program.inputs or name in program.outputs):
+            lines.append(f"static int8_t {names[name]}[{t.size}];")  # not a fused op's never-stored tensor
     lines += [d for f in fragments for d in f.declarations]
     for kind, tensors in (("input", program.inputs), ("output", program.outputs)):
         lines += [f"int8_t *const model_{kind}s[] = {{{', '.join(ref(n) for n in tensors)}}};",
@@ -158,6 +159,25 @@ def assert_matches_reference_and_tflm(program: Program, build: Path, work: Path)
     input_sets = [random_inputs(program, seed) for seed in range(INPUT_SETS)]
     for inputs, outputs in zip(input_sets, run_c(program, input_sets, build, work)):
         expected = reference.run(program, inputs)
+        for name, got, want, tflm in zip(program.outputs, outputs, expected, tflm_run(program, inputs)):
+            np.testing.assert_array_equal(got, want, err_msg=f"{name}: C vs reference")
+            np.testing.assert_array_equal(got, tflm, err_msg=f"{name}: C vs TFLite Micro")
+
+
+def assert_fused_matches_reference_and_tflm(program: Program, build: Path, work: Path, in_place: bool = True) -> None:
+    """A CONV_2D -> ADD program, fused as the compiler fuses it (CONV_2D_ADD, a firmware-only
+    kind with no reference of its own): the fused kernels' outputs == the host reference and
+    TFLite Micro on the unfused program. in_place: each sum is written over its residual
+    (the output shares the residual's array), as the planner lets it."""
+    from mcu_compile.passes.fuse import fuse_residual_adds
+    fused = fuse_residual_adds(program).verify("fuse")
+    adds = [op for op in fused.ops if op.kind == "CONV_2D_ADD"]
+    assert adds, "nothing fused"
+    aliases = {op.outputs[0]: op.inputs[3] for op in adds} if in_place else {}
+    input_sets = [random_inputs(program, seed) for seed in range(INPUT_SETS)]
+    for inputs, outputs in zip(input_sets, run_c(fused, input_sets, build, work, aliases)):
+        expected = reference.run(program, inputs)
+        assert all(np.unique(y).size > 1 for y in expected), "degenerate case"
         for name, got, want, tflm in zip(program.outputs, outputs, expected, tflm_run(program, inputs)):
             np.testing.assert_array_equal(got, want, err_msg=f"{name}: C vs reference")
             np.testing.assert_array_equal(got, tflm, err_msg=f"{name}: C vs TFLite Micro")

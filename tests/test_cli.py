@@ -76,10 +76,10 @@ def test_model_too_large_for_the_board_stops_before_building(tmp_path):
     with pytest.raises(BoardFitError) as err:
         mcu_compile.compile(model, (torch.randn(1, 2048),), board="stm32f4-discovery", out_dir=tmp_path / "big")
     message = str(err.value)
-    # weights 1,050,624 + requantization tables 4,096 - 1,048,576; the code is not built yet: its
+    # weights 1,050,624 + tables 6,144 (per channel: multiplier, shift, folded input offset) - 1,048,576; the code is not built yet: its
     # 24,576 B estimate is named but does not decide (a real board: nothing loads its RAM)
-    assert "region flash (flash)" in message and "over by 6,144 B" in message
-    assert "needs 1,054,720 B before the 24,576 B still estimated (code, stack) are known" in message
+    assert "region flash (flash)" in message and "over by 8,192 B" in message
+    assert "needs 1,056,768 B before the 24,576 B still estimated (code, stack) are known" in message
     assert "weights of FULLY_CONNECTED linear 1,050,624 B" in message
     assert not (tmp_path / "big").exists()
 

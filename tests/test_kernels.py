@@ -14,10 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from kernel_harness import (INPUT_SETS, KERNEL_SOURCES, KERNELS, Builder, assert_matches_reference_and_tflm,
-                            compile_c, model_source, quant, random_inputs, run_c)
+from kernel_harness import (INPUT_SETS, KERNEL_SOURCES, KERNELS, Builder, assert_fused_matches_reference_and_tflm,
+                            assert_matches_reference_and_tflm, compile_c, firmware_run, model_source, quant,
+                            random_inputs, run_c)
 from mcu_compile.codegen.emit import emit_op
-from mcu_compile.ir.program import Op, Program, Tensor
+from mcu_compile.ir.program import Op, Program, Quant, Tensor
 from mcu_compile.ops.params import window
 from mcu_compile.ops.registry import scratch_bytes
 from mcu_compile.reference import interpreter as reference
@@ -55,6 +56,19 @@ def _depthwise(in_shape, mult, kernel, stride=(1, 1), padding="SAME", dilation=(
                 depth_multiplier=mult, fused_activation_function=act)
 
 
+def _dead_channels(program: Program, channels=(1, 4, 6), scales=(1e-12, 3e-10, 2e-9)) -> Program:
+    """A trained model's dead channels: weight scales so small that the requantization
+    multiplier is 0 (shift 0) or the shift about -30, biases near +-2^30."""
+    w, b = program.tensors["w"], program.tensors["b"]
+    scale, bias = w.quant.scale.copy(), b.data.copy()
+    for k, (c, sc) in enumerate(zip(channels, scales)):
+        scale[c] = sc
+        bias[c] = (-1) ** k * (2**30 + 128 * k)
+    program.tensors["w"] = Tensor("w", w.shape, w.dtype, Quant(scale, w.quant.zero_point, w.quant.axis), w.data)
+    program.tensors["b"] = Tensor("b", b.shape, b.dtype, None, bias)
+    return program
+
+
 def _fc(in_shape, out_ch, per_channel=True, bias=True, act="NONE", seed=0) -> Program:
     b = Builder(seed)
     x = b.input(in_shape)
@@ -63,6 +77,39 @@ def _fc(in_shape, out_ch, per_channel=True, bias=True, act="NONE", seed=0) -> Pr
     batches = int(np.prod(in_shape)) // depth
     return b.op("FULLY_CONNECTED", [x, w, b.bias(out_ch) if bias else ""], (batches, out_ch),
                 _out_scale(b, x, depth), fused_activation_function=act, keep_num_dims=False)
+
+
+def _fc_filter_zero_point(in_shape, out_ch, zero_point, seed=0) -> Program:
+    """FULLY_CONNECTED with weights of a nonzero (shared) zero point: the kernel's
+    filter_offset * sum(x) term."""
+    program = _fc(in_shape, out_ch, per_channel=False, seed=seed)
+    w = program.tensor("w")
+    w.quant = Quant(w.quant.scale, np.full(1, zero_point), 0)
+    w.data = np.clip(w.data + zero_point, -128, 127)
+    return program
+
+
+def _conv_add(in_shape, out_ch, kernel, stride=(1, 1), padding="SAME", dilation=(1, 1), act="NONE",
+              add_act="RELU", bias=True, residual_scale=0.5, conv_first=True, seed=0) -> Program:
+    """x -> CONV_2D -> c, then ADD(c, r) -> y with r a second input (the skip connection):
+    fused into one CONV_2D_ADD. residual_scale is r's scale relative to c's (1: equal scales,
+    the ADD's two exponents 0); conv_first: c is the ADD's first input."""
+    b = Builder(seed)
+    x = b.input(in_shape)
+    w = b.weights((out_ch, *kernel, in_shape[3]), axis=0)
+    oh, ow = (window(s, k, st, d, padding).out for s, k, st, d in zip(in_shape[1:3], kernel, stride, dilation))
+    out_shape = (in_shape[0], oh, ow, out_ch)
+    c_scale = float(_out_scale(b, x, kernel[0] * kernel[1] * in_shape[3]))
+    r = b.input(out_shape, scale=c_scale * residual_scale)
+    p = b.p
+    p.add_tensor(Tensor("c", out_shape, "int8", quant(c_scale, -3)))
+    p.add_op(Op("CONV_2D", [x, w, b.bias(out_ch) if bias else ""], ["c"],
+                {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dilation[0],
+                 "dilation_w_factor": dilation[1], "fused_activation_function": act}))
+    p.add_tensor(Tensor("y", out_shape, "int8", quant(c_scale * (1 + residual_scale) * 0.8, 6)))
+    p.add_op(Op("ADD", ["c", r] if conv_first else [r, "c"], ["y"], {"fused_activation_function": add_act}))
+    p.outputs.append("y")
+    return p.verify()
 
 
 def _binary(kind, a_shape, b_shape, out_shape, act="NONE", const_b=False, seed=0) -> Program:
@@ -144,6 +191,10 @@ CASES = {
     "fc_per_channel": lambda: _fc((1, 37), 11),
     "fc_per_tensor_relu": lambda: _fc((1, 64), 10, per_channel=False, act="RELU"),
     "fc_batch3_no_bias": lambda: _fc((3, 1, 1, 20), 7, bias=False),
+    "fc_depth16_rows_tail1_per_channel": lambda: _fc((1, 16), 5),
+    "fc_depth129_batch2_per_tensor_relu6": lambda: _fc((2, 129), 6, per_channel=False, act="RELU6"),
+    "fc_depth3_one_output_batch3": lambda: _fc((3, 3), 1, per_channel=False),
+    "fc_filter_zero_point": lambda: _fc_filter_zero_point((2, 23), 7, 5),
     "add_same_shape": lambda: _binary("ADD", (1, 5, 7, 3), (1, 5, 7, 3), (1, 5, 7, 3)),
     "add_broadcast_channel_relu": lambda: _binary("ADD", (1, 4, 5, 6), (1, 1, 1, 6), (1, 4, 5, 6), "RELU"),
     "add_broadcast_both_ways": lambda: _binary("ADD", (2, 1, 5, 3), (1, 4, 1, 3), (2, 4, 5, 3)),
@@ -174,6 +225,31 @@ CASES = {
     "quantize_int8_to_int8_saturating": lambda: _requantize((3, 11), 0.2, 0.01, 60),
     "logistic_table": lambda: _logistic((1, 5, 6, 7), 0.04, -10),
     "logistic_coarse_input": lambda: _logistic((3, 11), 0.3, 20),
+    # 1x1 convolutions (no im2col), channel counts off every vector width, stride 1 and 2
+    "conv_1x1_odd_channels": lambda: _conv((1, 5, 7, 7), 13, (1, 1), padding="VALID"),
+    "conv_1x1_channels_20_pixels_36": lambda: _conv((1, 6, 6, 20), 6, (1, 1), act="RELU"),
+    "conv_1x1_channels_33_odd_pixels": lambda: _conv((1, 3, 5, 33), 5, (1, 1)),
+    "conv_1x1_stride2_same": lambda: _conv((1, 9, 8, 12), 10, (1, 1), (2, 2)),
+    "conv_1x1_stride2_batch2_odd": lambda: _conv((2, 7, 7, 5), 3, (1, 1), (2, 2), padding="VALID"),
+    "conv_1x1_stride_2x1_no_bias": lambda: _conv((1, 6, 5, 16), 17, (1, 1), (2, 1), bias=False),
+    # the general path: column lengths off the 16-column step, one input channel
+    "conv_3x3_channels_18": lambda: _conv((1, 6, 7, 18), 9, (3, 3), act="RELU6"),
+    "conv_3x3_stride2_one_channel": lambda: _conv((1, 9, 9, 1), 5, (3, 3), (2, 2)),
+    # depthwise 3x3 (ch_mult 1): padding on every edge, channel tails, stride 2, all-border
+    "dw_3x3_same_pads_every_edge_c12": lambda: _depthwise((1, 7, 9, 12), 1, (3, 3)),
+    "dw_3x3_odd_channels": lambda: _depthwise((1, 6, 5, 7), 1, (3, 3), act="RELU"),
+    "dw_3x3_stride2_valid_c16": lambda: _depthwise((1, 10, 9, 16), 1, (3, 3), (2, 2), padding="VALID"),
+    "dw_3x3_stride2_same_c20": lambda: _depthwise((1, 8, 11, 20), 1, (3, 3), (2, 2)),
+    "dw_3x3_all_border_3x3x20": lambda: _depthwise((1, 3, 3, 20), 1, (3, 3)),
+    "dw_3x3_narrow_13x5x8_batch2": lambda: _depthwise((2, 13, 5, 8), 1, (3, 3), act="RELU6"),
+    "dw_3x3_dilation2_c4": lambda: _depthwise((1, 9, 10, 4), 1, (3, 3), dilation=(2, 2)),
+    "dw_5x5_c8_same": lambda: _depthwise((1, 8, 9, 8), 1, (5, 5)),
+    "dw_3x3_stride2_wide_rows_c8": lambda: _depthwise((1, 6, 200, 8), 1, (3, 3), (2, 2)),
+    "dw_3x3_tall_41x3_c4": lambda: _depthwise((1, 41, 3, 4), 1, (3, 3), act="RELU"),
+    # dead channels: multiplier 0, shifts near -31, biases near +-2^30 (the DSP paths' wide form)
+    "conv_1x1_dead_channels": lambda: _dead_channels(_conv((1, 6, 6, 16), 8, (1, 1))),
+    "conv_3x3_dead_channels": lambda: _dead_channels(_conv((1, 5, 6, 8), 9, (3, 3))),
+    "dw_3x3_dead_channels": lambda: _dead_channels(_depthwise((1, 6, 7, 12), 1, (3, 3)), (1, 6, 9), (1e-12, 2e-9, 3e-9)),
 }
 
 
@@ -183,6 +259,80 @@ def test_kernel_matches_reference(case, kernel_build, tmp_path):
     for inputs in (random_inputs(program, seed) for seed in range(INPUT_SETS)):
         assert all(np.unique(y).size > 1 for y in reference.run(program, inputs)), "degenerate case"
     assert_matches_reference_and_tflm(program, kernel_build, tmp_path)
+
+
+CONV_ADD_CASES = {
+    # any filter: one output row at a time into the scratch, then the row's ADD
+    "conv_add_3x3_odd_channels_row_tail": lambda: _conv_add((1, 7, 9, 3), 5, (3, 3)),
+    "conv_add_3x3_stride2_relu_residual_larger": lambda: _conv_add((1, 9, 10, 5), 7, (3, 3), (2, 2), act="RELU",
+                                                                   add_act="RELU6", residual_scale=1.7),
+    "conv_add_3x3_dilation2_equal_scales": lambda: _conv_add((1, 10, 9, 2), 4, (3, 3), dilation=(2, 2),
+                                                             residual_scale=1.0),
+    "conv_add_5x5_valid_batch2_residual_first": lambda: _conv_add((2, 8, 7, 3), 6, (5, 5), padding="VALID",
+                                                                  add_act="NONE", conv_first=False),
+    "conv_add_4x4_stride2_same_pad_1_2": lambda: _conv_add((1, 7, 8, 4), 3, (4, 4), (2, 2)),
+    # 1x1 without padding: the rows dotted with the input pixels directly, no scratch
+    "conv_add_1x1_stride2_channels_tail2": lambda: _conv_add((1, 8, 10, 16), 6, (1, 1), (2, 2)),
+    "conv_add_1x1_valid_batch2_odd": lambda: _conv_add((2, 5, 4, 17), 9, (1, 1), padding="VALID",
+                                                       residual_scale=1.0),
+    "conv_add_1x1_depth35_residual_larger": lambda: _conv_add((1, 4, 3, 35), 33, (1, 1), residual_scale=2.5,
+                                                              act="RELU6", conv_first=False),
+    "conv_add_1x1_depth32_rows_of_38": lambda: _conv_add((2, 3, 38, 32), 8, (1, 1), residual_scale=0.7),
+    "conv_add_1x1_depth16_stride2_rows_of_19": lambda: _conv_add((1, 4, 38, 16), 12, (1, 1), (2, 2),
+                                                                 residual_scale=1.3, conv_first=False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONV_ADD_CASES))
+def test_fused_conv_add_matches_reference(case, kernel_build, tmp_path):
+    """CONV_2D + ADD fused, the sum written over the residual (and once beside it)."""
+    program = CONV_ADD_CASES[case]()
+    assert_fused_matches_reference_and_tflm(program, kernel_build, tmp_path, in_place=True)
+    if case.endswith("odd_channels_row_tail"):
+        assert_fused_matches_reference_and_tflm(program, kernel_build, tmp_path, in_place=False)
+
+
+def _merged(programs: list[Program], residuals_from_ops: bool = False) -> Program:
+    """The programs side by side in one (tensors prefixed p<i>_). residuals_from_ops: each
+    ADD's second operand becomes the output of a QUANTIZE of a new input, so that it dies at
+    the fused op and the planner lets the sum overwrite it."""
+    merged = Program()
+    for i, program in enumerate(programs):
+        name = {n: f"p{i}_{n}" for n in program.tensors}
+        for t in program.tensors.values():
+            merged.add_tensor(Tensor(name[t.name], t.shape, t.dtype, t.quant, t.data))
+        inputs = [name[n] for n in program.inputs]
+        for op in program.ops:
+            ins = [name[n] if n else "" for n in op.inputs]
+            if residuals_from_ops and op.kind == "ADD":
+                r = next(n for n in ins if n in inputs)
+                q = merged.tensor(r).quant
+                raw = merged.add_tensor(Tensor(f"{r}_raw", merged.tensor(r).shape, "int8",
+                                               quant(float(q.scale[0]) * 1.3, int(q.zero_point[0]) - 7))).name
+                inputs[inputs.index(r)] = raw
+                merged.add_op(Op("QUANTIZE", [raw], [r]))
+            merged.add_op(Op(op.kind, ins, [name[n] for n in op.outputs], dict(op.options)))
+        merged.inputs += inputs
+        merged.outputs += [name[n] for n in program.outputs]
+    return merged.verify()
+
+
+def _fused_firmware_program() -> Program:
+    """Every fully connected and fused CONV_2D + ADD case in one firmware: the Helium and DSP
+    paths run in QEMU, the sums written over their residuals."""
+    fc = [build() for name, build in sorted(CASES.items()) if name.startswith("fc_")]
+    return _merged(fc + [build() for _, build in sorted(CONV_ADD_CASES.items())], residuals_from_ops=True)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="QEMU not installed")
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_fc_and_fused_conv_add_firmware_is_bit_exact(board, tmp_path):
+    run = firmware_run(_fused_firmware_program(), board, tmp_path)
+    model_c = (tmp_path / "fw" / "model.c").read_text()
+    # every sum is written over its residual
+    calls = re.findall(r"&add_quant,\s+(\w+),\s+&output_dims,\s+(\w+)\)", model_c)
+    assert len(calls) == len(CONV_ADD_CASES) and all(res == out for res, out in calls)
+    assert all(np.unique(out).size > 1 for outputs in run.outputs for out in outputs)
 
 
 def _sweep_program(seed: int) -> Program:
@@ -282,3 +432,18 @@ def test_kernels_and_generated_code_build_for_cortex_m(tmp_path):
     with ThreadPoolExecutor() as pool:
         list(pool.map(compile_c, jobs))
 
+
+
+# The convolution cases (not the fused ones): their Helium (M55) and DSP (M4) paths, which
+# the host build does not compile, in one firmware per CPU.
+CONV_FIRMWARE_CASES = sorted(name for name in CASES if name.startswith(("conv", "dw")))
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="QEMU not installed")
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_convolution_firmware_is_bit_exact(board, tmp_path):
+    """CONV_2D and DEPTHWISE_CONV_2D cases (1x1 with and without stride, channel tails,
+    padding on every edge, dead channels) on two input sets, bit-exact with the host
+    reference; no output is constant."""
+    run = firmware_run(_merged([CASES[name]() for name in CONV_FIRMWARE_CASES]), board, tmp_path)
+    assert all(np.unique(out).size > 1 for outputs in run.outputs for out in outputs)

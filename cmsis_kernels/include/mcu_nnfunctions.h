@@ -65,6 +65,11 @@ mcu_nn_status mcu_depthwise_conv_s8(const mcu_nn_context *ctx,
  * Fully connected, per-tensor requantization.
  * input_dims->n: batches; filter_dims->n: accumulation depth; output_dims->c:
  * output depth. Filter is [C_OUT][depth] row-major; bias_data may be NULL.
+ * acc_init: one int32 per output channel (never NULL), the input offset's part of the
+ * accumulator, folded by the code generator beside the weights:
+ *     acc_init[oc] = input_offset * sum_i (filter[oc][i] + filter_offset)
+ * (int32 arithmetic, wrapping as the kernel's sums do). The bias stays the layer's own
+ * constant, added at run time.
  */
 mcu_nn_status mcu_fully_connected_s8(const mcu_nn_context *ctx,
                                            const mcu_nn_fc_params *fc_params,
@@ -75,10 +80,11 @@ mcu_nn_status mcu_fully_connected_s8(const mcu_nn_context *ctx,
                                            const int8_t *filter_data,
                                            const mcu_nn_dims *bias_dims,
                                            const int32_t *bias_data,
+                                           const int32_t *acc_init,
                                            const mcu_nn_dims *output_dims,
                                            int8_t *output_data);
 
-/** As mcu_fully_connected_s8, with one multiplier/shift per output channel. */
+/** As mcu_fully_connected_s8 (same acc_init), with one multiplier/shift per output channel. */
 mcu_nn_status mcu_fully_connected_per_channel_s8(const mcu_nn_context *ctx,
                                                        const mcu_nn_fc_params *fc_params,
                                                        const mcu_nn_per_channel_quant_params *quant_params,
@@ -88,6 +94,7 @@ mcu_nn_status mcu_fully_connected_per_channel_s8(const mcu_nn_context *ctx,
                                                        const int8_t *filter_data,
                                                        const mcu_nn_dims *bias_dims,
                                                        const int32_t *bias_data,
+                                                       const int32_t *acc_init,
                                                        const mcu_nn_dims *output_dims,
                                                        int8_t *output_data);
 
@@ -232,9 +239,12 @@ void mcu_softmax_s8(const int8_t *input,
 /* ---- Data movement and activations (not in CMSIS-NN) ---------------------- */
 
 /**
- * CONV_2D (as mcu_convolve_s8, same scratch) whose int8 output is added to residual_data
- * with TFLite ADD arithmetic (add_quant: input 1 = the convolution's output, input 2 =
- * the residual); output_data may be residual_data (in place). Shapes: residual = output.
+ * CONV_2D (as mcu_convolve_s8) whose int8 output is added to residual_data with TFLite
+ * ADD arithmetic (add_quant: input 1 = the convolution's output, input 2 = the residual);
+ * output_data may be residual_data (in place). Shapes: residual = output.
+ * Scratch: none (ctx may be {NULL, 0}) for a 1x1 filter without padding whose every output
+ * pixel reads an input pixel; otherwise ctx->size = mcu_convolve_s8_get_buffer_size() +
+ * output_dims->w * output_dims->c (one output row, kept at the end of ctx->buf).
  */
 mcu_nn_status mcu_convolve_add_s8(const mcu_nn_context *ctx,
                                         const mcu_nn_conv_params *conv_params,

@@ -114,6 +114,162 @@ static inline int32x4_t mcu_requantize_s8_mve(int32x4_t acc, int32x4_t multiplie
 }
 #endif
 
+#if defined(ARM_MATH_MVEI)
+/* mcu_requantize on four values that share one multiplier and one shift <= -1 (a layer
+ * with no left shift): VQRDMULH by the scalar, round half away from zero as in
+ * mcu_requantize_mve, VRSHL by the scalar shift. Four instructions, bit-exact. */
+static inline int32x4_t mcu_requantize_mve_right_n(int32x4_t x, int32_t multiplier, int32_t shift)
+{
+    int32x4_t r = vqrdmulhq_n_s32(x, multiplier);
+    r = vqaddq_s32(r, vshrq_n_s32(r, 31));
+    return vrshlq_n_s32(r, shift);
+}
+
+/* mcu_requantize on four values that share one multiplier and shift (any shift). */
+static inline int32x4_t mcu_requantize_mve_n(int32x4_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : shift; /* -exponent */
+    int32x4_t r = vqrdmulhq_n_s32(vqshlq_r_s32(x, left), multiplier);
+    if (right < 0)
+    {
+        r = vqaddq_s32(r, vshrq_n_s32(r, 31));
+    }
+    return vrshlq_n_s32(r, right);
+}
+#endif
+
+#if defined(ARM_MATH_DSP) && !defined(ARM_MATH_MVEI)
+/* SMMULR: (a * b + 2^31) >> 32, the rounded high word of the 64-bit product. */
+static inline int32_t mcu_smmulr(int32_t a, int32_t b)
+{
+#if defined(__GNUC__)
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32);
+#endif
+}
+
+/*
+ * The short requantization of the DSP paths: mcu_requantize(acc, multiplier, shift) +
+ * out_offset before the clamp, in six instructions, for a layer where mcu_requant_dsp_ok
+ * holds (then |acc| < 2^30, and shift is in [-31, -1], or 0 with a zero multiplier):
+ *   - SaturatingRoundingDoublingHighMul(acc, m) = floor((acc * m + 2^30) / 2^31)
+ *     = SMMULR(2 * acc, m), as 2 * acc fits in int32 (and acc != INT32_MIN); |h| <= 2^30;
+ *   - rounding half away from zero by 2^e (e = -shift >= 1) is, with h' = h - (h < 0),
+ *     floor((h' + 2^(e-1)) / 2^e) = ((h' >> (e - 1)) + 1) >> 1, and adding out_offset after
+ *     it is adding 2 * out_offset before the last shift: (y + k2) >> 1 with y = h' >> ~shift
+ *     and k2 = 2 * out_offset + 1 (mcu_requant_dsp_k2), a constant of the layer;
+ *   - a zero multiplier gives h = 0, and 0 >> ~0 is 0 whatever the shift amount.
+ * The caller clamps, usually with the SSAT that also takes the last shift.
+ */
+static inline int32_t mcu_requant_dsp_k2(int32_t out_offset)
+{
+    return 2 * out_offset + 1;
+}
+
+static inline int32_t mcu_requantize_dsp(int32_t acc, int32_t multiplier, int32_t shift, int32_t k2)
+{
+    const int32_t high = mcu_smmulr((int32_t)((uint32_t)acc << 1), multiplier);
+    int32_t y;
+#if defined(__GNUC__)
+    /* ASR by a register takes its low byte: ~0 = -1 shifts by 255 (sign fill), which is 0
+     * for the zero high word of a zero multiplier. */
+    __asm__("asr %0, %1, %2" : "=r"(y) : "r"(high + (high >> 31)), "r"(~shift));
+#else
+    y = ~shift < 0 ? 0 : (high + (high >> 31)) >> ~shift;
+#endif
+    return (y + k2) >> 1;
+}
+
+/*
+ * The wide form, exact for any accumulator, for a channel with multiplier >= 0 and shift in
+ * [-31, -2] (mcu_requant_dsp_wide_prepare): with P = acc * m, SRDHM is floor((P + 2^30) /
+ * 2^31) and rounding half away from zero by 2^e after it folds into one division:
+ *   r = floor((P + 2^30 + 2^(30+e) - [P < 0] * 2^31) / 2^(31+e)),
+ * and [P < 0] may be read as [acc < 0] (where they differ, P is in (-2^30, 0] and r is 0
+ * either way). One SMLAL adds P to that 64-bit constant; r is its high word >> (e - 1).
+ * out_offset is folded into the constant as 2 * out_offset * 2^(30+e) when e <= 23 (no
+ * overflow: |high word| < 2^31); for a larger e it is added after (*add).
+ */
+static inline int mcu_requant_dsp_wide_prepare(int32_t multiplier, int32_t shift, int32_t out_offset, int32_t *high,
+                                               int32_t *add)
+{
+    if (multiplier < 0 || shift < -31 || shift > -2)
+    {
+        return 0;
+    }
+    const int32_t e = -shift;
+    *high = (e <= 23 ? 2 * out_offset + 1 : 1) * (1 << (e - 2));
+    *add = e <= 23 ? 0 : out_offset;
+    return 1;
+}
+
+static inline int32_t mcu_requantize_dsp_wide(int32_t acc, int32_t multiplier, int32_t shift, int32_t high,
+                                              int32_t add)
+{
+    const int32_t sign = acc >> 31;
+    uint32_t lo = 0x40000000u - ((uint32_t)sign << 31);
+    int32_t hi = high + sign;
+#if defined(__GNUC__)
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(acc), "r"(multiplier));
+#else
+    const int64_t n = (int64_t)(((uint64_t)(uint32_t)hi << 32) | lo) + (int64_t)acc * multiplier;
+    hi = (int32_t)(n >> 32);
+#endif
+    return (hi >> ~shift) + add;
+}
+
+/* Whether mcu_requantize_dsp is exact for channel c given that its accumulator is bias[c]
+ * plus at most max_terms products of (x + input_offset) and an int8 weight, with
+ * mcu_requant_dsp_layer_ok: shift in [-31, -1] or 0 with a zero multiplier, |bias| < 2^29
+ * (then |acc| < 2^29 + 2^14 * 256 * 128 = 2^30). */
+static inline int mcu_requant_dsp_bias_ok(int32_t bias)
+{
+    return (uint32_t)bias + (1u << 29) < (1u << 30);
+}
+
+static inline int mcu_requant_dsp_channel_ok(int32_t multiplier, int32_t shift)
+{
+    return (shift >= -31 && shift <= -1) || (shift == 0 && multiplier == 0);
+}
+
+/* The layer-wide conditions of mcu_requantize_dsp: max_terms <= 2^14, input_offset in
+ * [-128, 128], output_offset in [-128, 127]. */
+static inline int mcu_requant_dsp_layer_ok(int32_t max_terms, int32_t input_offset, int32_t output_offset)
+{
+    return max_terms <= (1 << 14) && input_offset >= -128 && input_offset <= 128 && output_offset >= -128 &&
+           output_offset <= 127;
+}
+
+/* mcu_requant_dsp_layer_ok and every channel's multiplier and shift fit (*biases_ok: and
+ * every bias, NULL meaning 0). */
+static inline int mcu_requant_dsp_ok(const int32_t *multiplier, const int32_t *shift, const int32_t *bias,
+                                     int32_t channels, int32_t max_terms, int32_t input_offset, int32_t output_offset,
+                                     int *biases_ok)
+{
+    *biases_ok = 1;
+    if (!mcu_requant_dsp_layer_ok(max_terms, input_offset, output_offset))
+    {
+        return 0;
+    }
+    for (int32_t c = 0; c < channels; c++)
+    {
+        if (!mcu_requant_dsp_channel_ok(multiplier[c], shift[c]))
+        {
+            return 0;
+        }
+        if (bias != NULL && !mcu_requant_dsp_bias_ok(bias[c]))
+        {
+            *biases_ok = 0;
+        }
+    }
+    return 1;
+}
+#endif
+
 /* Input coordinates [*start, *end) covered by a pooling window of `kernel` taps starting at base. */
 static inline void mcu_window_range(int32_t base, int32_t kernel, int32_t size, int32_t *start, int32_t *end)
 {
@@ -270,6 +426,252 @@ static inline void mcu_fc_batches_s8(const mcu_nn_fc_params *fc_params,
                                                fc_params->output_offset, fc_params->activation.min,
                                                fc_params->activation.max);
         }
+    }
+}
+
+/* ---- Dot products of raw int8 rows (no offsets), for kernels that fold the offsets'
+ * terms into per-row constants. Sums are int32 and wrap like the reference's. Each comes
+ * inline (*_inline) and out of line: inlined into a large kernel, gcc 12 may spill the
+ * loop's pointers. */
+
+#if defined(__GNUC__)
+#define MCU_NOINLINE __attribute__((noinline, unused))
+#else
+#define MCU_NOINLINE
+#endif
+
+#if defined(ARM_MATH_MVEI)
+/* The sums of x[i] * w_k[i] over depth for four rows w_0..w_3 as the lanes of one vector:
+ * each 16 input bytes are loaded once for the four rows; the tail is one predicated step. */
+static inline int32x4_t mcu_dot4_s8_mve_inline(const int8_t *x, const int8_t *w_0, const int8_t *w_1,
+                                               const int8_t *w_2, const int8_t *w_3, int32_t depth)
+{
+    int32_t a_0 = 0, a_1 = 0, a_2 = 0, a_3 = 0;
+    for (int32_t n = depth >> 4; n > 0; n--)
+    {
+        const int8x16_t xv = vldrbq_s8(x);
+        a_0 = vmladavaq_s8(a_0, xv, vldrbq_s8(w_0));
+        a_1 = vmladavaq_s8(a_1, xv, vldrbq_s8(w_1));
+        a_2 = vmladavaq_s8(a_2, xv, vldrbq_s8(w_2));
+        a_3 = vmladavaq_s8(a_3, xv, vldrbq_s8(w_3));
+        x += 16;
+        w_0 += 16;
+        w_1 += 16;
+        w_2 += 16;
+        w_3 += 16;
+    }
+    if (depth & 15)
+    {
+        /* Lanes past depth load as 0 and add nothing. */
+        const mve_pred16_t tail = vctp8q((uint32_t)(depth & 15));
+        const int8x16_t xv = vldrbq_z_s8(x, tail);
+        a_0 = vmladavaq_s8(a_0, xv, vldrbq_z_s8(w_0, tail));
+        a_1 = vmladavaq_s8(a_1, xv, vldrbq_z_s8(w_1, tail));
+        a_2 = vmladavaq_s8(a_2, xv, vldrbq_z_s8(w_2, tail));
+        a_3 = vmladavaq_s8(a_3, xv, vldrbq_z_s8(w_3, tail));
+    }
+    int32x4_t acc = vdupq_n_s32(a_0);
+    acc = vsetq_lane_s32(a_1, acc, 1);
+    acc = vsetq_lane_s32(a_2, acc, 2);
+    return vsetq_lane_s32(a_3, acc, 3);
+}
+
+static MCU_NOINLINE int32x4_t mcu_dot4_s8_mve(const int8_t *x, const int8_t *w_0, const int8_t *w_1,
+                                             const int8_t *w_2, const int8_t *w_3, int32_t depth)
+{
+    return mcu_dot4_s8_mve_inline(x, w_0, w_1, w_2, w_3, depth);
+}
+
+/* The sum of the depth int8 values at x. */
+static inline int32_t mcu_sum_s8_mve(const int8_t *x, int32_t depth)
+{
+    int32_t sum = 0;
+    for (int32_t i = 0; i < depth; i += 16)
+    {
+        sum = vaddvaq_s8(sum, vldrbq_z_s8(x + i, vctp8q((uint32_t)(depth - i))));
+    }
+    return sum;
+}
+#elif defined(ARM_MATH_DSP)
+/* The sums of x[i] * w_0[i] and x[i] * w_1[i] over depth: each word of four input bytes is
+ * loaded and widened (SXTB16: bytes 0,2 and bytes 1,3) once for both rows, then two SMLADs
+ * per row pair the halves with the rows' widened words. */
+static inline void mcu_dot2_s8_dsp_inline(const int8_t *x, const int8_t *w_0, const int8_t *w_1, int32_t depth,
+                                          int32_t *sum_0, int32_t *sum_1)
+{
+    int32_t a_0 = 0, a_1 = 0;
+    for (int32_t n = depth >> 3; n > 0; n--)
+    {
+        /* eight bytes per step: fewer loop instructions */
+        const int32_t xv = mcu_read_word(x);
+        const int32_t xw = mcu_read_word(x + 4);
+        const int32_t x_02 = __sxtb16(xv);
+        const int32_t x_13 = mcu_sxtb16_ror8(xv);
+        const int32_t x_46 = __sxtb16(xw);
+        const int32_t x_57 = mcu_sxtb16_ror8(xw);
+        const int32_t wv_0 = mcu_read_word(w_0);
+        const int32_t wv_1 = mcu_read_word(w_1);
+        const int32_t ww_0 = mcu_read_word(w_0 + 4);
+        const int32_t ww_1 = mcu_read_word(w_1 + 4);
+        x += 8;
+        w_0 += 8;
+        w_1 += 8;
+        a_0 = __smlad(__sxtb16(wv_0), x_02, a_0);
+        a_0 = __smlad(mcu_sxtb16_ror8(wv_0), x_13, a_0);
+        a_1 = __smlad(__sxtb16(wv_1), x_02, a_1);
+        a_1 = __smlad(mcu_sxtb16_ror8(wv_1), x_13, a_1);
+        a_0 = __smlad(__sxtb16(ww_0), x_46, a_0);
+        a_0 = __smlad(mcu_sxtb16_ror8(ww_0), x_57, a_0);
+        a_1 = __smlad(__sxtb16(ww_1), x_46, a_1);
+        a_1 = __smlad(mcu_sxtb16_ror8(ww_1), x_57, a_1);
+    }
+    if (depth & 4)
+    {
+        const int32_t xv = mcu_read_word(x);
+        const int32_t x_02 = __sxtb16(xv);
+        const int32_t x_13 = mcu_sxtb16_ror8(xv);
+        const int32_t wv_0 = mcu_read_word(w_0);
+        const int32_t wv_1 = mcu_read_word(w_1);
+        x += 4;
+        w_0 += 4;
+        w_1 += 4;
+        a_0 = __smlad(__sxtb16(wv_0), x_02, a_0);
+        a_0 = __smlad(mcu_sxtb16_ror8(wv_0), x_13, a_0);
+        a_1 = __smlad(__sxtb16(wv_1), x_02, a_1);
+        a_1 = __smlad(mcu_sxtb16_ror8(wv_1), x_13, a_1);
+    }
+    for (int32_t n = depth & 3; n > 0; n--)
+    {
+        a_0 += *x * *w_0++;
+        a_1 += *x++ * *w_1++;
+    }
+    *sum_0 = a_0;
+    *sum_1 = a_1;
+}
+
+static MCU_NOINLINE void mcu_dot2_s8_dsp(const int8_t *x, const int8_t *w_0, const int8_t *w_1, int32_t depth,
+                                        int32_t *sum_0, int32_t *sum_1)
+{
+    mcu_dot2_s8_dsp_inline(x, w_0, w_1, depth, sum_0, sum_1);
+}
+#endif
+
+/* The sum of x[i] * w[i] over depth (portable). */
+static inline int32_t mcu_dot_s8(const int8_t *x, const int8_t *w, int32_t depth)
+{
+    int32_t acc = 0;
+    for (int32_t i = 0; i < depth; i++)
+    {
+        acc += x[i] * w[i];
+    }
+    return acc;
+}
+
+/*
+ * Fully connected over `batches` rows of depth inputs with the input offset's part of every
+ * accumulator folded in advance (at compile time by the code generator):
+ *     acc_init[oc] = input_offset * sum_i (filter[oc][i] + filter_offset)
+ * so that sum_i (x[i] + input_offset) * (filter[oc][i] + filter_offset) + bias[oc] is
+ *     acc_init[oc] + bias[oc] + sum_i x[i] * filter[oc][i] + filter_offset * sum_i x[i],
+ * the last term once per batch and only for a nonzero filter_offset; bias may be NULL.
+ * Output channel oc is
+ * requantized with multiplier[oc * quant_step], shift[oc * quant_step] (quant_step 1:
+ * per channel, 0: per tensor). Helium: four rows per input load, the four outputs
+ * requantized as one vector; DSP: two rows per input load.
+ */
+static inline void mcu_fc_folded_s8(const mcu_nn_fc_params *p,
+                                    const int32_t *multiplier,
+                                    const int32_t *shift,
+                                    int32_t quant_step,
+                                    int32_t batches,
+                                    const int8_t *input,
+                                    int32_t depth,
+                                    const int8_t *filter,
+                                    const int32_t *bias,
+                                    const int32_t *acc_init,
+                                    int32_t out_ch,
+                                    int8_t *output)
+{
+    const int32_t out_offset = p->output_offset;
+    const int32_t act_min = p->activation.min;
+    const int32_t act_max = p->activation.max;
+    for (int32_t b = 0; b < batches; b++)
+    {
+        const int8_t *x = input + b * depth;
+        int32_t x_term = 0;
+        if (p->filter_offset != 0)
+        {
+#if defined(ARM_MATH_MVEI)
+            x_term = p->filter_offset * mcu_sum_s8_mve(x, depth);
+#else
+            int32_t sum_x = 0;
+            for (int32_t i = 0; i < depth; i++)
+            {
+                sum_x += x[i];
+            }
+            x_term = p->filter_offset * sum_x;
+#endif
+        }
+        int32_t oc = 0;
+#if defined(ARM_MATH_MVEI)
+        const int32x4_t mult_all = vdupq_n_s32(multiplier[0]);
+        const int32x4_t shift_all = vdupq_n_s32(shift[0]);
+        /* Whole groups of four rows: no predicate. */
+        for (; oc + 4 <= out_ch; oc += 4)
+        {
+            const int8_t *w_0 = filter + oc * depth;
+            int32x4_t acc = mcu_dot4_s8_mve(x, w_0, w_0 + depth, w_0 + 2 * depth, w_0 + 3 * depth, depth);
+            acc = vaddq_s32(acc, vldrwq_s32(acc_init + oc));
+            if (bias != NULL)
+            {
+                acc = vaddq_s32(acc, vldrwq_s32(bias + oc));
+            }
+            acc = vaddq_n_s32(acc, x_term);
+            const int32x4_t mult = quant_step ? vldrwq_s32(multiplier + oc) : mult_all;
+            const int32x4_t sh = quant_step ? vldrwq_s32(shift + oc) : shift_all;
+            vstrbq_s32(output + oc, mcu_requantize_s8_mve(acc, mult, sh, out_offset, act_min, act_max));
+        }
+        if (oc < out_ch)
+        {
+            /* The last 1..3 rows; missing rows read row oc again, their lanes are not stored. */
+            const int32_t rows = out_ch - oc;
+            const mve_pred16_t lanes = vctp32q((uint32_t)rows);
+            const int8_t *w_0 = filter + oc * depth;
+            const int8_t *w_1 = rows > 1 ? w_0 + depth : w_0;
+            const int8_t *w_2 = rows > 2 ? w_0 + 2 * depth : w_0;
+            int32x4_t acc = mcu_dot4_s8_mve(x, w_0, w_1, w_2, w_0, depth);
+            acc = vaddq_s32(acc, vldrwq_z_s32(acc_init + oc, lanes));
+            if (bias != NULL)
+            {
+                acc = vaddq_s32(acc, vldrwq_z_s32(bias + oc, lanes));
+            }
+            acc = vaddq_n_s32(acc, x_term);
+            const int32x4_t mult = quant_step ? vldrwq_z_s32(multiplier + oc, lanes) : mult_all;
+            const int32x4_t sh = quant_step ? vldrwq_z_s32(shift + oc, lanes) : shift_all;
+            vstrbq_p_s32(output + oc, mcu_requantize_s8_mve(acc, mult, sh, out_offset, act_min, act_max), lanes);
+            oc = out_ch;
+        }
+#elif defined(ARM_MATH_DSP)
+        for (; oc + 2 <= out_ch; oc += 2)
+        {
+            int32_t acc_0, acc_1;
+            mcu_dot2_s8_dsp(x, filter + oc * depth, filter + (oc + 1) * depth, depth, &acc_0, &acc_1);
+            acc_0 += acc_init[oc] + x_term + (bias != NULL ? bias[oc] : 0);
+            acc_1 += acc_init[oc + 1] + x_term + (bias != NULL ? bias[oc + 1] : 0);
+            output[oc] = mcu_requantize_s8(acc_0, multiplier[oc * quant_step], shift[oc * quant_step], out_offset,
+                                           act_min, act_max);
+            output[oc + 1] = mcu_requantize_s8(acc_1, multiplier[(oc + 1) * quant_step],
+                                               shift[(oc + 1) * quant_step], out_offset, act_min, act_max);
+        }
+#endif
+        for (; oc < out_ch; oc++)
+        {
+            const int32_t acc = acc_init[oc] + x_term + (bias != NULL ? bias[oc] : 0) +
+                                mcu_dot_s8(x, filter + oc * depth, depth);
+            output[oc] = mcu_requantize_s8(acc, multiplier[oc * quant_step], shift[oc * quant_step], out_offset,
+                                           act_min, act_max);
+        }
+        output += out_ch;
     }
 }
 

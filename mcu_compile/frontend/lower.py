@@ -718,7 +718,7 @@ def lower_mean(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     return out
 
 
-@lowers("aten.flatten.using_ints", "aten.view.default", "aten.reshape.default", "aten.squeeze.dim",
+@lowers("aten.flatten.using_ints", "aten.view.default", "aten._unsafe_view.default", "aten.reshape.default", "aten.squeeze.dim",
         "aten.squeeze.dims", "aten.squeeze.default", "aten.unsqueeze.default", "aten.unflatten.int", role="shared")
 def lower_reshape(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     x = lw.as_plain(lw.value(node.args[0]))

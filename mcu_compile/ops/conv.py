@@ -125,6 +125,30 @@ def _conv_scratch(program: Program, op: Op) -> int:
     return 2 * in_ch * kh * kw * 2  # two im2col columns of int16
 
 
+def _conv_add_direct(program: Program, op: Op) -> bool:
+    """CONV_2D_ADD with a 1x1 filter whose every output pixel reads an input pixel (no
+    padding before, none reached after): mcu_convolve_add_s8 dots the rows with the input
+    directly and needs no scratch (the kernel makes the same choice from the same shapes)."""
+    _, kh, kw, _ = common.shape(program, op, 1)
+    if (kh, kw) != (1, 1):
+        return False
+    o = op.options
+    in_hw, out_hw = common.shape(program, op)[1:3], program.tensor(op.outputs[0]).shape[1:3]
+    strides = (o.get("stride_h", 1), o.get("stride_w", 1))
+    pads = o["explicit_padding"][:2] if o.get("explicit_padding") else \
+        [params.window(size, 1, st, 1, o.get("padding", "VALID")).pad_before for size, st in zip(in_hw, strides)]
+    return tuple(pads) == (0, 0) and all((out - 1) * st < size for out, st, size in zip(out_hw, strides, in_hw))
+
+
+def _conv_add_scratch(program: Program, op: Op) -> int:
+    """CONV_2D_ADD: none for a direct 1x1; else the convolution's scratch and one output row
+    (the kernel convolves a row into it, then adds it to the residual's row)."""
+    if _conv_add_direct(program, op):
+        return 0
+    _, _, out_w, out_ch = program.tensor(op.outputs[0]).shape
+    return _conv_scratch(program, op) + out_w * out_ch
+
+
 # ---------------------------------------------------------------- reference kernels (TFLM's Eval)
 
 def _bias(args: list) -> np.ndarray | int:
@@ -212,7 +236,8 @@ def _emit_conv_2d_add(site: c.Site) -> c.CodeFragment:
                  f"    {p.left_shift}, {p.output_offset}, {p.output_multiplier}, {p.output_shift}, {lo}, {hi}}};")
     conv_site = c.Site(site.program, conv_op, lambda n: site.ref(out if n == conv_output else n),
                        site.scratch, site.uid, site.index)
-    context = f"{{{site.scratch}, {_conv_scratch(site.program, op)}}}"
+    scratch = _conv_add_scratch(site.program, op)
+    context = f"{{{site.scratch}, {scratch}}}" if scratch else "{NULL, 0}"
     added = f", + residual {residual}" + (f" then {add_activation}" if add_activation != "NONE" else "")
     return _convolution(conv_site, "mcu_convolve_add_s8", "mcu_nn_conv_params conv_params", "", context,
                         out_channels=site.shape(1)[0], extra_summary=added,
@@ -284,6 +309,8 @@ def _emit_fully_connected(site: c.Site) -> c.CodeFragment:
     lo, hi = c.activation(site)
     multipliers, shifts = params.per_channel_requant(site.program, site.op, out_ch)
     per_channel = len(set(zip(multipliers.tolist(), shifts.tolist()))) > 1
+    # the input offset's products with each weight row, folded per output channel
+    acc_init = c.int_array(f"{site.uid}_acc_init", fc_acc_init(site.program, site.op))
     if per_channel:
         declarations = c.per_channel_tables(site, multipliers, shifts)
         quant_line, function = c.quant_params_line(site), "mcu_fully_connected_per_channel_s8"
@@ -304,11 +331,28 @@ def _emit_fully_connected(site: c.Site) -> c.CodeFragment:
         f"const mcu_nn_dims bias_dims = {c.dims((1, 1, 1, out_ch))};",
         f"const mcu_nn_dims output_dims = {c.dims((batches, 1, 1, out_ch))};",
         c.checked_call(site, function, ["&ctx", "&fc_params", "&quant_params", "&input_dims", site.x, "&filter_dims",
-                                        site.ref(site.op.inputs[1]), "&bias_dims", c.bias_ref(site), "&output_dims",
-                                        site.y]),
+                                        site.ref(site.op.inputs[1]), "&bias_dims", c.bias_ref(site),
+                                        f"{site.uid}_acc_init", "&output_dims", site.y]),
     ]
     summary = f"{batches}x{depth} -> {out_ch}, {'per-channel' if per_channel else 'per-tensor'}"
-    return c.CodeFragment(declarations, [c.block(site, summary + c.activation_text(site), body)])
+    return c.CodeFragment(declarations + [acc_init], [c.block(site, summary + c.activation_text(site), body)])
+
+
+def _fc_tables(program: Program, op: Op) -> int:
+    return 12 * _conv_channels(program, op)  # multiplier, shift and folded acc_init per output channel
+
+
+def fc_acc_init(program: Program, op: Op) -> np.ndarray:
+    """FULLY_CONNECTED's input-offset part of each accumulator, folded for the kernel:
+    input_offset * sum_i (w[oc][i] + filter_offset), in int32 arithmetic that wraps as the
+    kernel's own sums do (the total is exact whenever the accumulator fits in int32). The
+    bias is not folded in: it stays the layer's own constant (the weights in flash are the
+    model's, as the budget report counts them) and the kernel adds it."""
+    w = program.tensor(op.inputs[1])
+    io = -common.quant(program, op.inputs[0])[1]
+    fo = -int(w.quant.zero_point[0])
+    folded = io * (w.data.reshape(w.shape[0], -1).astype(np.int64).sum(axis=1) + fo * w.shape[1])
+    return (folded + (1 << 31)) % (1 << 32) - (1 << 31)
 
 
 # ---------------------------------------------------------------- the kinds
@@ -324,7 +368,7 @@ register(
            residual_add_kind="CONV_2D_ADD"),
     OpKind("CONV_2D_ADD", _window_shapes(_conv_channels), None, _emit_conv_2d_add, None, inputs=(4, 4),
            const_inputs=(1, 2),
-           scratch_bytes=_conv_scratch, storage="overwrite", overwritable=(3,), label="conv+add",
+           scratch_bytes=_conv_add_scratch, storage="overwrite", overwritable=(3,), label="conv+add",
            check=_conv_check, table_bytes=_requant_tables(_conv_channels)),
     OpKind("DEPTHWISE_CONV_2D", _window_shapes(_depthwise_channels), depthwise_conv_2d, _emit_depthwise_conv_2d,
            inputs=(2, 3), const_inputs=(1, 2), label="dwconv",
@@ -332,7 +376,7 @@ register(
            table_bytes=_requant_tables(_depthwise_channels), folded_pad_value=_input_zero_point),
     OpKind("FULLY_CONNECTED", _fc_shapes, fully_connected, _emit_fully_connected, inputs=(2, 3), const_inputs=(1, 2),
            tflite=TfliteForm("FullyConnectedOptions", {**common.FUSED, "keep_num_dims": False}), label="fc",
-           check=_fc_check, table_bytes=_requant_tables(_conv_channels)),
+           check=_fc_check, table_bytes=_fc_tables),
     OpKind("TRANSPOSE_CONV", _transpose_conv_shapes, transpose_conv, _emit_transpose_conv, inputs=(3, 4),
            const_inputs=(0, 1, 3), tflite=TfliteForm("TransposeConvOptions", {**common.WINDOW, **common.FUSED}),
            scratch_bytes=_transpose_conv_scratch, label="tconv", int8_input=False, check=_transpose_conv_check,

@@ -71,6 +71,10 @@ def _residual_fusion(program: Program, add):
         r = program.tensor(residual)
         if r.is_const or r.shape != out.shape or program.tensor(conv_output).shape != out.shape:
             continue
+        # the sum is written over the residual: not when the convolution itself reads it
+        # (y + conv(y)), and the fused kernel takes the bias the convolution may lack
+        if residual in conv.inputs or len(conv.inputs) < 3 or not conv.inputs[2]:
+            continue
         # the conv's own output stays in the program (never stored): its quantization
         # is the convolution's requantization target
         options = {**conv.options, "conv_output": conv_output,
