@@ -246,6 +246,7 @@ CASES = {
     "dw_5x5_c8_same": lambda: _depthwise((1, 8, 9, 8), 1, (5, 5)),
     "dw_3x3_stride2_wide_rows_c8": lambda: _depthwise((1, 6, 200, 8), 1, (3, 3), (2, 2)),
     "dw_3x3_tall_41x3_c4": lambda: _depthwise((1, 41, 3, 4), 1, (3, 3), act="RELU"),
+    "dw_3x3_small_output_odd_channels": lambda: _depthwise((1, 4, 3, 7), 1, (3, 3)),
     # dead channels: multiplier 0, shifts near -31, biases near +-2^30 (the DSP paths' wide form)
     "conv_1x1_dead_channels": lambda: _dead_channels(_conv((1, 6, 6, 16), 8, (1, 1))),
     "conv_3x3_dead_channels": lambda: _dead_channels(_conv((1, 5, 6, 8), 9, (3, 3))),

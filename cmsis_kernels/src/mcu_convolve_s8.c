@@ -585,6 +585,62 @@ static void widen_elements_dsp(int32_t *col, int32_t col_len, int32_t i, int32_t
     }
 }
 
+#define DSP_PLAIN_COLUMN 128 /* the longest column staged on the stack as plain int16 */
+
+/* im2col_s16 for few channels (1 to 3, a first layer's): a filter row outside the input is
+ * zeros at once, each tap's channels unrolled. */
+static void im2col_small_dsp(const int8_t *input, const mcu_nn_dims *input_dims, const mcu_nn_dims *filter_dims,
+                             const mcu_nn_conv_params *p, int32_t out_y, int32_t out_x, int16_t *col)
+{
+    const int32_t channels = input_dims->c;
+    const int32_t offset = p->input_offset;
+    const int32_t in_w = input_dims->w;
+    const int32_t k_w = filter_dims->w;
+    const int32_t base_y = out_y * p->stride.h - p->padding.h;
+    const int32_t base_x = out_x * p->stride.w - p->padding.w;
+    for (int32_t ky = 0; ky < filter_dims->h; ky++)
+    {
+        const int32_t in_y = base_y + ky * p->dilation.h;
+        if (in_y < 0 || in_y >= input_dims->h)
+        {
+            memset(col, 0, (size_t)(k_w * channels) * sizeof(int16_t));
+            col += k_w * channels;
+            continue;
+        }
+        const int8_t *row = input + in_y * in_w * channels;
+        for (int32_t kx = 0; kx < k_w; kx++, col += channels)
+        {
+            const int32_t in_x = base_x + kx * p->dilation.w;
+            if (in_x < 0 || in_x >= in_w)
+            {
+                for (int32_t c = 0; c < channels; c++)
+                {
+                    col[c] = 0;
+                }
+                continue;
+            }
+            const int8_t *src = row + in_x * channels;
+            switch (channels)
+            {
+            case 3:
+                col[2] = (int16_t)(src[2] + offset);
+                /* fall through */
+            case 2:
+                col[1] = (int16_t)(src[1] + offset);
+                /* fall through */
+            case 1:
+                col[0] = (int16_t)(src[0] + offset);
+                break;
+            default:
+                for (int32_t c = 0; c < channels; c++)
+                {
+                    col[c] = (int16_t)(src[c] + offset);
+                }
+            }
+        }
+    }
+}
+
 /* The interleaved columns of output pixels (y_0, x_0) and (y_1, x_1) of one batch. */
 static void im2col_pair_dsp(const int8_t *input,
                             const mcu_nn_dims *input_dims,
@@ -600,6 +656,31 @@ static void im2col_pair_dsp(const int8_t *input,
     const int32_t col_len = channels * filter_dims->h * filter_dims->w;
     const int32_t offset_s16x2 = mcu_pack_s16x2(p->input_offset, p->input_offset);
     const int32_t by_groups = (channels & 3) == 0;
+    if (!by_groups && col_len <= DSP_PLAIN_COLUMN)
+    {
+        /* Taps not aligned to the groups of four (1 or 3 channels, a first layer's): each
+         * pixel's plain int16 column first, then the groups interleaved two words at a time. */
+        int32_t plain_0[DSP_PLAIN_COLUMN / 2 + 2], plain_1[DSP_PLAIN_COLUMN / 2 + 2];
+        int16_t *p_0 = (int16_t *)(void *)plain_0, *p_1 = (int16_t *)(void *)plain_1;
+        im2col_small_dsp(input, input_dims, filter_dims, p, y_0, x_0, p_0);
+        im2col_small_dsp(input, input_dims, filter_dims, p, y_1, x_1, p_1);
+        const int32_t n4 = col_len >> 2;
+        for (int32_t g = 0; g < n4; g++)
+        {
+            const int32_t a_01 = mcu_read_word(p_0 + 4 * g), a_23 = mcu_read_word(p_0 + 4 * g + 2);
+            const int32_t b_01 = mcu_read_word(p_1 + 4 * g), b_23 = mcu_read_word(p_1 + 4 * g + 2);
+            /* (0, 2) and (1, 3) of each pixel: PKHBT and PKHTB. */
+            col[4 * g] = (int32_t)(((uint32_t)a_01 & 0xFFFFu) | ((uint32_t)a_23 << 16));
+            col[4 * g + 1] = (int32_t)(((uint32_t)a_01 >> 16) | ((uint32_t)a_23 & 0xFFFF0000u));
+            col[4 * g + 2] = (int32_t)(((uint32_t)b_01 & 0xFFFFu) | ((uint32_t)b_23 << 16));
+            col[4 * g + 3] = (int32_t)(((uint32_t)b_01 >> 16) | ((uint32_t)b_23 & 0xFFFF0000u));
+        }
+        for (int32_t j = n4 * 4; j < col_len; j++)
+        {
+            col[j] = mcu_pack_s16x2(p_0[j], p_1[j]);
+        }
+        return;
+    }
     const int32_t base_y[2] = {y_0 * p->stride.h - p->padding.h, y_1 * p->stride.h - p->padding.h};
     const int32_t base_x[2] = {x_0 * p->stride.w - p->padding.w, x_1 * p->stride.w - p->padding.w};
     int32_t i = 0;

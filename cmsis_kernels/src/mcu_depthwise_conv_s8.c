@@ -660,6 +660,70 @@ static int dw_tile_shape_of(const mcu_nn_dw_conv_params *p, const mcu_nn_dims *i
     return cost_rows != 0;
 }
 
+/* A small output (at most DW_SMALL_OUTPUT pixels, where a group's tile or windows would cost
+ * more than its pixels): pixel by pixel, the whole groups of four channels of each pixel
+ * over its taps inside the input (x + input_offset per tap), the requantization's vectors
+ * loaded contiguously. Returns the channels done (the rest go the portable way). */
+#define DW_SMALL_OUTPUT 16
+
+static int32_t __attribute__((noinline)) dw_small_mve(const mcu_nn_dw_conv_params *p,
+                                                      const mcu_nn_per_channel_quant_params *quant,
+                                                      const mcu_nn_dims *input_dims, const int8_t *input_data,
+                                                      const mcu_nn_dims *filter_dims, const int8_t *filter,
+                                                      const int32_t *bias, const mcu_nn_dims *output_dims,
+                                                      int8_t *output)
+{
+    const int32_t channels = input_dims->c;
+    const int32_t groups_end = channels & ~3;
+    const int32_t x_step = p->dilation.w * channels;
+    const int32_t x_row = p->dilation.h * input_dims->w * channels;
+    const int32_t w_row = filter_dims->w * channels;
+    const int32x4_t act_min = vdupq_n_s32(p->activation.min), act_max = vdupq_n_s32(p->activation.max);
+    for (int32_t b = 0; b < input_dims->n; b++)
+    {
+        const int8_t *input = input_data + b * input_dims->h * input_dims->w * channels;
+        for (int32_t out_y = 0; out_y < output_dims->h; out_y++)
+        {
+            const int32_t base_y = out_y * p->stride.h - p->padding.h;
+            int32_t ky0, ky1;
+            dw_tap_range(base_y, p->dilation.h, filter_dims->h, input_dims->h, &ky0, &ky1);
+            for (int32_t out_x = 0; out_x < output_dims->w; out_x++)
+            {
+                const int32_t base_x = out_x * p->stride.w - p->padding.w;
+                int32_t kx0, kx1;
+                dw_tap_range(base_x, p->dilation.w, filter_dims->w, input_dims->w, &kx0, &kx1);
+                const int32_t n_kx = ky1 > ky0 ? kx1 - kx0 : 0;
+                const int8_t *x_first =
+                    n_kx > 0 ? input + ((base_y + ky0 * p->dilation.h) * input_dims->w + base_x +
+                                        kx0 * p->dilation.w) * channels
+                             : input;
+                const int8_t *w_first = filter + (ky0 * filter_dims->w + kx0) * channels;
+                for (int32_t c = 0; c < groups_end; c += 4)
+                {
+                    int32x4_t acc = bias != NULL ? vldrwq_s32(bias + c) : vdupq_n_s32(0);
+                    const int8_t *x_r = x_first + c;
+                    const int8_t *w_r = w_first + c;
+                    for (int32_t ky = ky0; ky < ky1; ky++)
+                    {
+                        for (int32_t kx = 0; kx < n_kx; kx++)
+                        {
+                            const int32x4_t xv = vaddq_n_s32(vldrbq_s32(x_r + kx * x_step), p->input_offset);
+                            acc = vaddq_s32(acc, vmulq_s32(xv, vldrbq_s32(w_r + kx * channels)));
+                        }
+                        x_r += x_row;
+                        w_r += w_row;
+                    }
+                    int32x4_t r = mcu_requantize_mve(acc, vldrwq_s32(quant->multiplier + c), vldrwq_s32(quant->shift + c));
+                    r = vminq_s32(vmaxq_s32(vaddq_n_s32(r, p->output_offset), act_min), act_max);
+                    vstrbq_s32(output + c, r);
+                }
+                output += channels;
+            }
+        }
+    }
+    return groups_end;
+}
+
 /* The groups of four channels with every shift <= -1 (all of them, in a real layer); returns
  * nothing, the other groups (a channel tail, a left shift) go the portable way. */
 static void dw_mve(const mcu_nn_dw_conv_params *p,
@@ -1102,9 +1166,17 @@ mcu_nn_status mcu_depthwise_conv_s8(const mcu_nn_context *ctx,
         p->input_offset >= -256 && p->input_offset <= 256)
     {
 #if defined(ARM_MATH_MVEI)
-        dw_mve(p, quant_params, input_dims, input_data, filter_dims, filter_data, bias_data, output_dims,
-               output_data);
-        done = output_dims->c;
+        if (output_dims->h * output_dims->w <= DW_SMALL_OUTPUT)
+        {
+            done = dw_small_mve(p, quant_params, input_dims, input_data, filter_dims, filter_data, bias_data,
+                                output_dims, output_data);
+        }
+        else
+        {
+            dw_mve(p, quant_params, input_dims, input_data, filter_dims, filter_data, bias_data, output_dims,
+                   output_data);
+            done = output_dims->c;
+        }
 #else
         if (filter_dims->h * filter_dims->w <= DW_MAX_TAPS)
         {
