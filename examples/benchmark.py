@@ -4,6 +4,7 @@ instructions per inference (QEMU -icount, deterministic), bit-exactness, compile
 
     python examples/benchmark.py [--board mps3-an547]
     python examples/benchmark.py --speed [--board mps2-an386]   # portable vs optimized vs TFLM + CMSIS-NN
+    python examples/benchmark.py --memory [--board mps3-an547]  # arena and instructions per optimize setting
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def speed_table(board: str, out: Path) -> bool:
         path = SHARED_MODELS / f"{name}.tflite"
         if not path.is_file():
             continue
-        compiled = mcu_compile.compile(path, board=board, out_dir=out / name)
+        compiled = mcu_compile.compile(path, board=board, out_dir=out / name, optimize="speed")
         run = compiled.run()
         portable = compiled.run_variant("portable")
         same = [o for vector in portable.outputs for o in vector] == [bytes(a.tobytes()) for v in run.outputs for a in v]
@@ -78,6 +79,41 @@ def speed_table(board: str, out: Path) -> bool:
         print(f"| {name} | {portable.instructions[0]:,} | {run.instructions[0]:,}"
               f"{'' if run.bit_exact and same else ' (NOT bit-exact)'} | {f'{peer:,}' if peer else '-'} | {ratio} |",
               flush=True)
+    return ok
+
+
+def memory_models(board: str, out: Path):
+    """(name, compile(optimize, out_dir)) for the MLPerf Tiny models and seed 003's MobileNetV2."""
+    for name in MLPERF:
+        path = SHARED_MODELS / f"{name}.tflite"
+        if path.is_file():
+            yield name, lambda optimize, p=path, n=name: mcu_compile.compile(
+                p, board=board, out_dir=out / f"{n}-{optimize}", optimize=optimize)
+    model, shape = seed003.seed003_models()["mobilenetv2"]
+    calibration = seed003.calibration_set(shape, 8, seed=3)
+    yield "mobilenetv2 (seed 003)", lambda optimize: mcu_compile.compile(
+        model, calibration[0], calibration=calibration, board=board, out_dir=out / f"mobilenetv2-{optimize}",
+        test_inputs=calibration[:1], optimize=optimize)
+
+
+def memory_table(board: str, out: Path) -> bool:
+    """Per model and `optimize` setting: the arena, the layer-by-layer bound, TFLM's arena,
+    instructions per inference, flash and the schedule chosen. True when all bit-exact."""
+    print(f"| model ({board}) | optimize | arena B | layer-by-layer arena (bound) B | TFLM arena B | "
+          f"instructions | flash B | bit-exact | schedule |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    ok = True
+    for name, compile_fn in memory_models(board, out):
+        for optimize in ("speed", "balanced", "ram"):
+            compiled = compile_fn(optimize)
+            run = compiled.run()
+            ok &= run.bit_exact
+            arena, schedule = compiled.report["arena"], compiled.report["arena"]["schedule"]
+            tflm = tflm_arena(tflm_baseline(compiled), len(compiled.program.inputs))["total"]
+            print(f"| {name} | {optimize} | {arena['bytes']:,} | {schedule['layer_by_layer_arena']:,} "
+                  f"({schedule['layer_by_layer_bound']:,}) | {tflm:,} | {run.instructions[0]:,} | "
+                  f"{compiled.report['elf']['flash_bytes']:,} | {'yes' if run.bit_exact else 'NO'} | "
+                  f"{schedule['chosen']} |", flush=True)
     return ok
 
 
@@ -100,7 +136,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="build/benchmark", type=Path)
     parser.add_argument("--speed", action="store_true",
                         help="instructions per inference: portable C, optimized, TFLM + CMSIS-NN (MLPerf Tiny models)")
+    parser.add_argument("--memory", action="store_true",
+                        help="arena and instructions per optimize setting (speed, balanced, ram)")
     args = parser.parse_args(argv)
+    if args.memory:
+        return 0 if memory_table(args.board, args.out / f"memory-{args.board}") else 1
     if args.speed:
         return 0 if speed_table(args.board, args.out / f"speed-{args.board}") else 1
     print(f"| model ({args.board}) | arena B | lower bound B | TFLM arena B | arena / TFLM | flash B | "

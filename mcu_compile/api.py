@@ -25,6 +25,7 @@ from .ops import registry
 from .passes.delegate import cpu_placement, delegate
 from .passes.edges import quantize_edges_on_host
 from .passes.fuse import fold_pads_into_windows, fuse_residual_adds
+from .passes.patch import choose_schedule
 from .passes.plan import choose_arena_region, choose_weights_region, plan_memory, schedule_for_memory
 from .project import (MANIFEST, PROGRAM_FILE, REFERENCE_FILE, CompiledModel, check_model_files, write_project,
                       write_vectors)
@@ -50,6 +51,22 @@ def build_program(model, example_inputs, calibration) -> Program:
     return lower(quantize(exported, calibration, example_inputs), example_inputs).verify("lower")
 
 
+def scratch_sizes(program: Program) -> list[int]:
+    return [registry.scratch_bytes(program, op) for op in program.ops]
+
+
+def schedule_report(optimize: str, chosen, schedules) -> dict:
+    """The schedule chosen and the best few considered (passes/patch.py)."""
+    layer_by_layer = schedules[0]
+    return {"optimize": optimize, "chosen": chosen.name,
+            "estimated_instructions": chosen.instructions,
+            "layer_by_layer_arena": layer_by_layer.plan.arena_bytes,
+            "layer_by_layer_bound": layer_by_layer.plan.lower_bound,
+            "layer_by_layer_instructions": layer_by_layer.instructions,
+            "considered": len(schedules),
+            "best": [s.summary() for s in sorted(schedules, key=lambda s: (s.plan.arena_bytes, s.instructions))[:5]]}
+
+
 def check_fit(report: dict, max_ram: int | None = None, max_flash: int | None = None) -> None:
     problems = budget_overruns(report, max_ram, max_flash)
     if problems:
@@ -63,7 +80,7 @@ def plan_for_file(program: Program, firmware_program: Program, firmware_plan):
     planner's plan of the file as written (fusions change the set of tensors)."""
     if [id(op) for op in firmware_program.ops] == [id(op) for op in program.ops]:
         return firmware_plan
-    return plan_memory(program, [registry.scratch_bytes(program, op) for op in program.ops]).verify()
+    return plan_memory(program, scratch_sizes(program)).verify()
 
 
 def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
@@ -71,7 +88,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
             test_inputs: Iterable | None = None, stack_bytes: int | None = None,
             max_ram: int | None = None, max_flash: int | None = None, npu: bool = True,
             weights_in_ram: bool = False, force: bool = False, console: str | None = None,
-            name: str = "model") -> CompiledModel:
+            name: str = "model", optimize: str = "balanced") -> CompiledModel:
     """Compile a model into a firmware project for `board`.
 
     model: an nn.Module, an ExportedProgram, or the path of a .pt2 (torch.export.save)
@@ -92,6 +109,9 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     the real-board code path, frames over the UART, under simulation. name: the model's C
     name, the prefix of every public symbol of model.c and of its header <name>.h
     (kws_invoke(), KWS_NUM_INPUTS...), so that several models link into one firmware.
+    optimize: how to trade RAM for instructions (passes/patch.py): "speed" runs layer by
+    layer, "ram" takes the schedule with the smallest arena (the first layers computed in
+    strips of rows), "balanced" the smallest arena within 10% of the fastest estimate.
     """
     check_model_name(name)
     stack_policy = "auto" if stack_bytes is None else "fixed"
@@ -101,11 +121,11 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     delegation = delegate(program, board_info) if npu and board_info.npu else None
     edge_program = delegation.program.verify("delegate") if delegation else program
     firmware_program = fuse_residual_adds(fold_pads_into_windows(edge_program)).verify("fuse")
-    scratch = [registry.scratch_bytes(firmware_program, op) for op in firmware_program.ops]
-    firmware_program, scratch, order = schedule_for_memory(firmware_program, scratch)
-    firmware_program.verify("schedule")
+    firmware_program, _, order = schedule_for_memory(firmware_program, scratch_sizes(firmware_program))
+    schedule, schedules = choose_schedule(firmware_program.verify("schedule"), scratch_sizes, optimize)
+    firmware_program = schedule.program.verify("patch")
     uses_npu = registry.uses_npu(firmware_program)
-    plan = choose_arena_region(plan_memory(firmware_program, scratch).verify(), board_info, stack_bytes, uses_npu)
+    plan = choose_arena_region(schedule.plan, board_info, stack_bytes, uses_npu)
     ram_in_use = {plan.region: plan.arena_bytes}
     ram_in_use[board_info.data_region] = ram_in_use.get(board_info.data_region, 0) + stack_bytes
     weights_home = None if weights_in_ram else choose_weights_region(
@@ -113,6 +133,7 @@ def compile(model, example_inputs=None, *, calibration: Iterable | None = None,
     report = predicted_report(firmware_program, plan, board_info, stack_bytes, weights_in_ram=weights_in_ram,
                               stack_estimated=stack_policy == "auto", weights_region=weights_home)
     report["arena"]["execution_order"] = order
+    report["arena"]["schedule"] = schedule_report(optimize, schedule, schedules)
     report["ops"] = (delegation.placement if delegation else
                      [cpu_placement(op, "compiled with npu=False" if board_info.npu else
                                     f"{board_info.name} has no NPU") for op in program.ops])

@@ -108,15 +108,20 @@ def _calibration_inputs(path: Path | None, model: str):
 @click.option("--name", default="model", show_default=True,
               help="The model's C name: model.c's API is <name>_invoke(), <name>.h, NAME_NUM_INPUTS...; "
                    "two models with different names link into one firmware.")
+@click.option("--optimize", type=click.Choice(["balanced", "speed", "ram"]), default="balanced", show_default=True,
+              help="RAM against instructions: ram computes the first layers in strips of rows for the smallest "
+                   "arena, speed runs layer by layer, balanced takes the smallest arena within 10% of the fastest.")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files that are not an mcu-compile project.")
-def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, weights_in_ram, console, name, force):
+def compile_cmd(model, board, out_dir, calibrate, max_ram, max_flash, no_npu, weights_in_ram, console, name,
+                optimize, force):
     """Compile MODEL (.tflite int8, or .pt2 from torch.export.save) into a firmware project."""
     from .api import compile as compile_model
     calibration = _calibration_inputs(Path(calibrate) if calibrate else None, model)
     example = _pt2_example_inputs(model, calibration)
     compiled = compile_model(model, example, calibration=calibration, board=board, out_dir=out_dir,
                              max_ram=max_ram, max_flash=max_flash, npu=not no_npu,
-                             weights_in_ram=weights_in_ram, force=force, console=console, name=name)
+                             weights_in_ram=weights_in_ram, force=force, console=console, name=name,
+                             optimize=optimize)
     click.echo(f"wrote {compiled.project_dir}/ (Edge program: {compiled.program_path})")
     click.echo(compiled.report_text())
 

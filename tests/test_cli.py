@@ -100,7 +100,7 @@ def test_run_with_new_inputs_is_bit_exact(tmp_path):
 
 def test_ram_budget_names_overshoot_and_biggest_buffers(shared_dir, tmp_path):
     result = invoke("compile", shared_dir / "models" / "vww_96_int8.tflite", "--out", tmp_path / "vww",
-                    "--max-ram", 40000)
+                    "--max-ram", 40000, "--optimize", "speed")
     assert result.exit_code == 2
     assert "RAM budget of 40,000 B is exceeded" in result.output and "over by" in result.output
     assert "activation_2/Relu 36,864 B" in result.output  # the largest tensor at the peak

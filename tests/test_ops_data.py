@@ -17,6 +17,7 @@ from mcu_compile.errors import IRError, UnsupportedOpError
 from mcu_compile.ir.program import Op, Program, Tensor
 from mcu_compile.ir.tflite_io import read_tflite, write_tflite
 from mcu_compile.ops import registry
+from mcu_compile.ops.shape import merged_transpose
 from mcu_compile.reference import interpreter as reference
 
 SCALE, ZP = 0.05, 4  # the input's quantization, which the data-movement outputs share
@@ -134,6 +135,10 @@ CASES = {
     "squeeze_all_ones": lambda: _op("SQUEEZE", (1, 3, 1, 4), (3, 4)),
     "expand_dims_last": lambda: _op("EXPAND_DIMS", (3, 5), (3, 5, 1), [[-1]]),
     "expand_dims_front": lambda: _op("EXPAND_DIMS", (2, 3, 4), (1, 2, 3, 4), [[0]]),
+    # TRANSPOSE of rank 5 whose axes merge to at most 4: torchvision's channel shuffle
+    # (N, g, C/g, H, W) -> (N, C/g, g, H, W), and two axes moving together
+    "transpose_rank5_channel_shuffle": lambda: _op("TRANSPOSE", (1, 2, 4, 3, 5), (1, 4, 2, 3, 5), [[0, 2, 1, 3, 4]]),
+    "transpose_rank5_merged_pair": lambda: _op("TRANSPOSE", (2, 3, 4, 5, 2), (5, 2, 2, 3, 4), [[3, 4, 0, 1, 2]]),
 }
 
 
@@ -217,6 +222,24 @@ REFUSED = {
     "over 5 axes that do not merge": lambda: _op("SLICE", (2, 3, 4, 5, 6), (1, 2, 3, 4, 5),
                                                  [[1, 1, 1, 1, 1], [1, 2, 3, 4, 5]]),
 }
+
+
+def test_rank5_transpose_merges_axes_that_move_together():
+    assert merged_transpose((1, 2, 4, 8, 8), [0, 2, 1, 3, 4]) == ((2, 4, 64), [1, 0, 2])
+    assert merged_transpose((2, 3, 4, 5, 2), [3, 4, 0, 1, 2]) == ((24, 10), [1, 0])
+    assert merged_transpose((2, 1, 3, 1), [3, 2, 1, 0]) == ((2, 3), [1, 0])
+    assert merged_transpose((1, 1), [1, 0]) == ((1,), [0])
+    assert merged_transpose((2, 3, 4, 5, 6), [4, 2, 0, 3, 1]) == ((2, 3, 4, 5, 6), [4, 2, 0, 3, 1])
+
+
+def test_rank5_transpose_that_does_not_merge_is_refused_in_one_line():
+    program = _op("TRANSPOSE", (2, 3, 4, 5, 6), (6, 4, 2, 5, 3), [[4, 2, 0, 3, 1]])
+    program.ops[0].source = "model.py:7 in forward"
+    with pytest.raises(UnsupportedOpError) as error:
+        registry.check_compilable(program.verify())
+    assert str(error.value) == ("model.py:7 in forward: TRANSPOSE of a rank-5 tensor by [4, 2, 0, 3, 1] moves 5 "
+                                "separate axis groups, the kernel at most 4; permute fewer axes at a time (two "
+                                "transposes) or merge axes that move together with a reshape")
 
 
 @pytest.mark.parametrize("message", sorted(REFUSED))

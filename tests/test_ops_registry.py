@@ -12,6 +12,8 @@ from mcu_compile.errors import UnsupportedOpError
 from mcu_compile.ir.program import Op, Program, Quant, Tensor
 from mcu_compile.ir.tflite_io import read_tflite, write_tflite
 from mcu_compile.ops import registry
+from mcu_compile.passes.in_place import IN_PLACE_KIND
+from mcu_compile.passes.patch import PATCH_KINDS
 from mcu_compile.reference import interpreter as reference
 
 
@@ -25,11 +27,11 @@ def test_every_file_kind_is_complete_or_refused_before_writing():
                 registry.check_compilable(program)
 
 
-def test_firmware_only_kinds_are_made_by_a_fusion_and_never_written():
-    made_by_fusion = {k.residual_add_kind for k in registry.all_kinds().values()}
+def test_firmware_only_kinds_are_made_by_a_pass_and_never_written():
+    made_by_passes = {k.residual_add_kind for k in registry.all_kinds().values()} | {IN_PLACE_KIND, *PATCH_KINDS}
     for name, kind in registry.all_kinds().items():
         if kind.tflite is None:
-            assert name in made_by_fusion and kind.emit is not None, name
+            assert name in made_by_passes and kind.emit is not None, name
             program = Program()
             program.add_tensor(Tensor("x", (1, 4), "int8", Quant.per_tensor(0.1, 0)))
             program.add_op(Op(name, ["x"], ["x"]))

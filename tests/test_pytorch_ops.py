@@ -359,3 +359,37 @@ class ExpandPreluLogSoftmax(nn.Module):
 def test_expand_prelu_log_softmax(tmp_path):
     compiled = _check(ExpandPreluLogSoftmax(), (1, 3, 8, 8), "mps3-an547", tmp_path, steps=4)
     assert {"BROADCAST_TO", "PRELU", "LOG_SOFTMAX"} <= {op.kind for op in compiled.program.ops}
+
+
+def channel_shuffle(x, groups: int):
+    """torchvision's ShuffleNet channel shuffle, as torchvision writes it (5-D view)."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class ChannelShuffle5d(nn.Module):
+    """ShuffleNetV2's unit in small, as torchvision writes it: chunk, a branch, cat, shuffle."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.branch = nn.Conv2d(4, 4, 1)
+        self.project = nn.Conv2d(8, 6, 1)
+
+    def forward(self, x):
+        kept, branch = torch.relu(self.conv(x)).chunk(2, dim=1)
+        return self.project(channel_shuffle(torch.cat((kept, torch.relu(self.branch(branch))), dim=1), 2))
+
+
+def test_rank5_channel_shuffle_is_bit_exact_with_tflm(tmp_path):
+    """The rank-5 TRANSPOSE merges to (g, C/g, H*W) and chunk alone is two slices: it
+    compiles; firmware (Cortex-M55) == host reference == TFLite Micro on the Edge program
+    (which keeps the rank-5 TRANSPOSE)."""
+    from mcu_compile.reference.oracle import tflm_outputs
+    torch.manual_seed(5)
+    compiled = _check(ChannelShuffle5d(), (1, 3, 6, 5), "mps3-an547", tmp_path)
+    ranks = [len(compiled.program.tensor(op.inputs[0]).shape) for op in compiled.program.ops if op.kind == "TRANSPOSE"]
+    assert 5 in ranks
+    for inputs, outputs in zip(compiled.vectors(), compiled.expected()):  # the firmware's, as _check found
+        for got, want in zip(tflm_outputs(compiled.program_path, inputs), outputs):
+            np.testing.assert_array_equal(got, want)

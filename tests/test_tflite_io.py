@@ -1,6 +1,9 @@
-"""TFLite flatbuffer reading and writing: round trips, corrupt files, unsupported ops."""
+"""TFLite flatbuffer reading and writing: round trips, corrupt files, unsupported ops; what
+converters write that TFLite Micro has no kernel for (TILE, read as CONCATENATIONs) or
+computes in float inside the graph (DEQUANTIZE -> QUANTIZE), bit-exact in firmware."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import flatbuffers
@@ -9,9 +12,13 @@ import pytest
 from tflite_micro.python.tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from kernel_harness import firmware_run, random_inputs, tflm_run
 from mcu_compile.errors import McuCompileError, TFLiteFormatError, UnsupportedOpError
 from mcu_compile.ir.program import Op, Program, Quant, Tensor
 from mcu_compile.ir.tflite_io import load_tflite, read_tflite, write_tflite
+from mcu_compile.ops import common, params, registry
+from mcu_compile.ops.quantize import dequantize_quantize_table
+from mcu_compile.reference import interpreter as reference
 
 MODELS = ["kws_ref_model", "pretrainedResnet_quant", "vww_96_int8", "ad01_int8"]
 
@@ -217,3 +224,156 @@ def test_missing_file(tmp_path):
 def test_errors_share_a_base_class():
     assert issubclass(TFLiteFormatError, McuCompileError)
     assert issubclass(UnsupportedOpError, McuCompileError)
+
+
+# ---------------------------------------------------------------- TILE (no TFLite Micro kernel)
+
+def _tile_program(in_shape, multiples, dtype="int32", out_quant=None) -> Program:
+    """x (int8) -> TILE by constant multiples -> y: what a converter writes for repeat/tile."""
+    p = Program()
+    p.add_tensor(Tensor("x", in_shape, quant=q(0.05, 4)))
+    p.add_tensor(Tensor("multiples", (len(multiples),), dtype, data=np.array(multiples, dtype=dtype)))
+    p.add_tensor(Tensor("y", tuple(d * m for d, m in zip(in_shape, multiples)), quant=out_quant or q(0.05, 4)))
+    p.add_op(Op("TILE", ["x", "multiples"], ["y"]))
+    p.inputs, p.outputs = ["x"], ["y"]
+    return p.verify()
+
+
+TILES = {
+    "every_axis_but_one": ((1, 2, 3, 4), [2, 1, 3, 2], "int32"),
+    "int64_rank2": ((3, 5), [1, 4], "int64"),
+    "nothing_repeats": ((2, 3), [1, 1], "int32"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TILES))
+def test_tile_is_read_as_concatenations_with_tflite_semantics(case):
+    """TILE's reference is TFLite's (numpy's tile: copies along each axis); the reader makes
+    it CONCATENATIONs (a RESHAPE when nothing repeats), which TFLite Micro runs: its
+    outputs equal the reference's byte for byte."""
+    in_shape, multiples, dtype = TILES[case]
+    tiled = _tile_program(in_shape, multiples, dtype)
+    read = read_tflite(write_tflite(tiled), source="tile.tflite").verify()
+    repeated = sum(m > 1 for m in multiples)
+    assert [op.kind for op in read.ops] == (["CONCATENATION"] * repeated or ["RESHAPE"])
+    assert all(op.source == "tile.tflite: operator 0 (TILE) -> y" for op in read.ops)
+    for seed in range(2):
+        [x] = random_inputs(tiled, seed)
+        [want] = reference.run(tiled, [x])
+        np.testing.assert_array_equal(want, np.tile(x, multiples))
+        [got] = reference.run(read, [x])
+        [tflm] = tflm_run(read, [x])
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(tflm, want)
+
+
+def test_tile_refusals_are_one_line():
+    other_scale = _tile_program((2, 3), [2, 1], out_quant=q(0.1, 4))
+    with pytest.raises(UnsupportedOpError) as error:
+        read_tflite(write_tflite(other_scale), source="tile.tflite")
+    assert str(error.value) == ("tile.tflite: operator 0 (TILE) -> y: TILE's output scale and zero point differ from "
+                                "its input's (TILE copies bytes); give both the same quantization")
+    computed = _tile_program((2, 3), [2, 1])
+    computed.tensors["multiples"] = Tensor("multiples", (2,), "int32")  # an activation, not a constant
+    computed.inputs.append("multiples")
+    with pytest.raises(UnsupportedOpError) as error:
+        read_tflite(write_tflite(computed), source="tile.tflite")
+    assert str(error.value) == ("tile.tflite: operator 0 (TILE) -> y: TILE needs constant multiples; fold them into "
+                                "the model (a constant repeat count) before converting")
+
+
+# ---------------------------------------------------------------- QUANTIZE / DEQUANTIZE inside a graph
+
+def _requantizations() -> Program:
+    """x -> DEQUANTIZE -> QUANTIZE -> y (a converter's float requantization),
+    x -> RELU -> QUANTIZE (int8 -> int8) -> z, and x -> TILE [1, 2, 3] -> t. The scales:
+    TFLite's float32 arithmetic and the int8 requantization's fixed point (it rounds twice)
+    give different bytes for 32 of the 256 codes, so folding the pair into an int8 QUANTIZE
+    would not be bit-exact."""
+    p = Program()
+    for name, dtype, quant in (("x", "int8", q(0.16284078, 0)), ("r", "int8", q(0.16284078, 0)),
+                               ("f", "float32", None), ("y", "int8", q(0.74601054, 27)),
+                               ("z", "int8", q(0.05, -7))):
+        p.add_tensor(Tensor(name, (1, 4, 64), dtype, quant))
+    p.add_tensor(Tensor("multiples", (3,), "int32", data=np.array([1, 2, 3], dtype=np.int32)))
+    p.add_tensor(Tensor("t", (1, 8, 192), quant=q(0.16284078, 0)))
+    p.add_op(Op("RELU", ["x"], ["r"]))
+    p.add_op(Op("DEQUANTIZE", ["x"], ["f"]))
+    p.add_op(Op("QUANTIZE", ["f"], ["y"]))
+    p.add_op(Op("QUANTIZE", ["r"], ["z"]))
+    p.add_op(Op("TILE", ["x", "multiples"], ["t"]))
+    p.inputs, p.outputs = ["x"], ["y", "z", "t"]
+    return p.verify()
+
+
+def test_dequantize_quantize_is_not_an_int8_requantization():
+    program = _requantizations()
+    codes = np.arange(-128, 128)
+    folded = Program({n: program.tensor(n) for n in ("x", "y")}, [Op("QUANTIZE", ["x"], ["y"])], ["x"], ["y"])
+    requantized = np.clip(common.rescale(codes, params.requant_params(folded, folded.ops[0])), -128, 127)
+    assert int(np.sum(dequantize_quantize_table(program, program.ops[2]) != requantized)) == 32
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="QEMU not installed")
+def test_requantizations_and_tile_are_bit_exact_with_tflm_in_firmware(tmp_path):
+    """Every int8 code through each: the firmware (Cortex-M55, QEMU) == TFLite Micro on the
+    Edge program read from the file (the pair kept as the file has it, TILE as
+    CONCATENATIONs) == the host reference, and the tiled output is numpy's tile."""
+    program = _requantizations()
+    read = read_tflite(write_tflite(program)).verify()
+    assert [op.kind for op in read.ops] == ["RELU", "DEQUANTIZE", "QUANTIZE", "QUANTIZE", "CONCATENATION",
+                                            "CONCATENATION"]
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 4, 64)
+    want = tflm_run(read, [x])
+    np.testing.assert_array_equal(want[2], np.tile(x, [1, 2, 3]))
+    for got, expected in zip(reference.run(program, [x]), want):
+        np.testing.assert_array_equal(got, expected)
+    run = firmware_run(program, "mps3-an547", tmp_path, inputs=[[x]])
+    for got, expected in zip(run.outputs[0], want):
+        np.testing.assert_array_equal(np.asarray(got), expected)
+
+
+FLOAT_FIX = ("export with full-integer (int8) quantization, so that the requantization is an int8 -> int8 QUANTIZE "
+             "and no op computes in float32")
+
+
+def _float_island(reader_kind: str) -> Program:
+    """x -> DEQUANTIZE -> f (float32) read by reader_kind (with an int8 operand first)."""
+    p = Program()
+    p.add_tensor(Tensor("x", (1, 8), quant=q(0.05, 0)))
+    p.add_tensor(Tensor("f", (1, 8), "float32"))
+    p.add_tensor(Tensor("y", (1, 8), quant=q(0.05, 0)))
+    p.add_op(Op("DEQUANTIZE", ["x"], ["f"]))
+    p.add_op(Op(reader_kind, ["x", "f"] if reader_kind == "ADD" else ["f"], ["y"],
+                {"fused_activation_function": "NONE"} if reader_kind == "ADD" else {}))
+    p.inputs, p.outputs = ["x"], ["y"]
+    return p
+
+
+def test_float_islands_are_refused_in_one_line():
+    first_float = _float_island("RELU")
+    with pytest.raises(UnsupportedOpError) as error:
+        read_tflite(write_tflite(first_float), source="island.tflite")
+    assert str(error.value) == ("island.tflite: operator 1 (RELU) computes in float32; mcu-compile needs int8 "
+                                "activations: export with full-integer (int8) quantization")
+    second_float = read_tflite(write_tflite(_float_island("ADD")), source="island.tflite")
+    with pytest.raises(UnsupportedOpError) as error:
+        registry.check_compilable(second_float)
+    assert str(error.value) == ("island.tflite: operator 0 (DEQUANTIZE) -> f: DEQUANTIZE inside the graph feeds "
+                                "island.tflite: operator 1 (ADD) -> y, which computes in float32: the firmware has "
+                                f"no float arithmetic (only DEQUANTIZE -> QUANTIZE runs, as a table); {FLOAT_FIX}")
+
+
+def test_a_float_quantize_without_dequantize_is_refused_in_one_line():
+    p = Program()
+    p.add_tensor(Tensor("x", (1, 8), "float32"))
+    for name in ("a", "b"):
+        p.add_tensor(Tensor(name, (1, 8), quant=q(0.05, 0)))
+        p.add_op(Op("QUANTIZE", ["x"], [name]))
+    p.inputs, p.outputs = ["x"], ["a", "b"]
+    program = read_tflite(write_tflite(p), source="float_input.tflite")
+    with pytest.raises(UnsupportedOpError) as error:
+        registry.check_compilable(program)
+    assert str(error.value) == ("float_input.tflite: operator 0 (QUANTIZE) -> a: a QUANTIZE of a float32 tensor no "
+                                "DEQUANTIZE made cannot run in firmware (it has no float arithmetic; one right after a "
+                                f"float32 graph input runs on the host); {FLOAT_FIX}")

@@ -459,8 +459,7 @@ def transformer_block():
 class ChannelShuffleUnit(nn.Module):
     """ShuffleNet unit: grouped 1x1 conv, channel shuffle (view / transpose / reshape),
     depthwise 3x3, grouped 1x1 conv, residual add. The shuffle is written on 4-D views
-    (N, groups, C/groups, H*W): torchvision's 5-D form (N, groups, C/groups, H, W) is
-    refused (TRANSPOSE on a rank-5 tensor)."""
+    (N, groups, C/groups, H*W); torchvision's 5-D form is shufflenet_v2_unit's."""
 
     def __init__(self, channels: int = 16, groups: int = 4):
         super().__init__()
@@ -482,6 +481,36 @@ class ChannelShuffleUnit(nn.Module):
 def shufflenet_channel_shuffle():
     _seeded(501)
     return _randomize_norms(ChannelShuffleUnit()), (1, 3, 16, 16)
+
+
+def channel_shuffle(x, groups: int):
+    """torchvision's ShuffleNet channel shuffle, as torchvision writes it: a 5-D view."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class ShuffleNetV2Unit(nn.Module):
+    """torchvision's ShuffleNetV2 unit (stride 1): the channels split in two (chunk), one
+    half through 1x1 conv + ReLU, depthwise 3x3, 1x1 conv + ReLU, concatenated with the
+    other half, then the 5-D channel shuffle (a rank-5 TRANSPOSE, merged to 3 axes)."""
+
+    def __init__(self, channels: int = 16):
+        super().__init__()
+        half = channels // 2
+        self.stem = nn.Conv2d(3, channels, 3, 2, 1)
+        self.branch = nn.Sequential(conv_bn(half, half, 1, activation=nn.ReLU()), conv_bn(half, half, 3, groups=half),
+                                    conv_bn(half, half, 1, activation=nn.ReLU()))
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        kept, branch = x.chunk(2, dim=1)
+        return channel_shuffle(torch.cat((kept, self.branch(branch)), dim=1), 2)
+
+
+@zoo("shufflenet_v2_unit")
+def shufflenet_v2_unit():
+    _seeded(520)
+    return _randomize_norms(ShuffleNetV2Unit()), (1, 3, 16, 16)
 
 
 class ResNeXtBlock(nn.Module):

@@ -59,6 +59,26 @@ mcu_nn_status mcu_depthwise_conv_s8(const mcu_nn_context *ctx,
                                           const mcu_nn_dims *output_dims,
                                           int8_t *output_data);
 
+/** The tallest filter mcu_depthwise_conv_in_place_s8 takes. */
+#define MCU_DW_IN_PLACE_MAX_KH 16
+
+/**
+ * Depthwise 2D convolution in place: stride 1, ch_mult 1, the output (dims) over the
+ * input. ctx->buf: mcu_depthwise_conv_in_place_s8_get_buffer_size() bytes, a ring of
+ * padding.h + 1 input rows.
+ */
+mcu_nn_status mcu_depthwise_conv_in_place_s8(const mcu_nn_context *ctx,
+                                             const mcu_nn_dw_conv_params *dw_conv_params,
+                                             const mcu_nn_per_channel_quant_params *quant_params,
+                                             const mcu_nn_dims *dims,
+                                             const mcu_nn_dims *filter_dims,
+                                             const int8_t *filter_data,
+                                             const int32_t *bias_data,
+                                             int8_t *data);
+
+int32_t mcu_depthwise_conv_in_place_s8_get_buffer_size(const mcu_nn_dw_conv_params *dw_conv_params,
+                                                       const mcu_nn_dims *input_dims);
+
 /* ---- Fully connected ---------------------------------------------------- */
 
 /**

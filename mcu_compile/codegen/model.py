@@ -156,7 +156,9 @@ class ModelSource:
         for index, op in enumerate(self.program.ops):
             scratch = self.plan.scratch.get(index)
             scratch_ref = f"SCRATCH_op{index}" if scratch else None
-            fragments.append(emit_op(self.program, op, self.ref, scratch_ref, f"op{index}", index))
+            # the strips of a patch stage share their op's file-scope tables
+            uid = f"stage_op{op.options['stage_op']}" if "stage_op" in op.options else f"op{index}"
+            fragments.append(emit_op(self.program, op, self.ref, scratch_ref, uid, index))
         statements = []
         for index, (op, fragment) in enumerate(zip(self.program.ops, fragments)):
             out = op.outputs[0]
@@ -177,7 +179,7 @@ class ModelSource:
             *self.arena_pointers(), "",
         ]
         lines += [self.constant_definition(t.name) + "\n" for t in used]
-        lines += [d for f in fragments for d in f.declarations]
+        lines += list(dict.fromkeys(d for f in fragments for d in f.declarations))
         if uses_npu:
             lines += ["", self.npu_device()]
         lines += [
@@ -344,7 +346,9 @@ extern "C" {{
 {tensors}
 
 /* One inference on an arena of {N}_ARENA_BYTES bytes aligned to {N}_ARENA_ALIGN, the inputs
- * written at their offsets; the outputs are then at theirs. NULL or misaligned: {N}_ERROR_ARENA. */
+ * written at their offsets; the outputs are then at theirs. NULL or misaligned: {N}_ERROR_ARENA.
+ * The arena is the model's working memory: an inference may overwrite its inputs, so write
+ * them again before the next one. */
 int {n}_invoke_with(int8_t *arena);
 
 #ifndef {N}_NO_STATIC_ARENA

@@ -5,6 +5,7 @@ quantization, so an unsupported op fails in seconds with its source line.
 """
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
 import torch
@@ -58,6 +59,11 @@ def _split_with_sizes(x, sizes, dim=0):
 def _split(x, size, dim=0):
     length = x.shape[dim]
     return [torch.ops.aten.slice.Tensor(x, dim, start, min(start + size, length)) for start in range(0, length, size)]
+
+
+def _chunk(x, chunks, dim=0):
+    """torch.chunk: parts of ceil(size / chunks), the last one shorter (so maybe fewer parts)."""
+    return _split(x, -(-x.shape[dim] // chunks), dim)
 
 
 def _time_steps(input, batch_first: bool) -> list:
@@ -118,11 +124,12 @@ _lstm = _unrolled(_lstm_cell, lambda hx, k: (hx[0][k], hx[1][k]))
 
 
 # PyTorch ops rewritten into ones mcu-compile lowers, before quantization (as ExecuTorch's
-# decomposition passes do): each split part is a slice; layer_norm is its arithmetic; a
+# decomposition passes do): each split or chunk part is a slice; layer_norm is its arithmetic; a
 # GRU or LSTM (any number of layers, one or two directions) is unrolled over its sequence.
 DECOMPOSITIONS = {torch.ops.aten.layer_norm.default: _layer_norm,
                   torch.ops.aten.split_with_sizes.default: _split_with_sizes,
                   torch.ops.aten.split.Tensor: _split,
+                  torch.ops.aten.chunk.default: _chunk,
                   torch.ops.aten.gru.input: _gru,
                   torch.ops.aten.lstm.input: _lstm}
 
@@ -192,7 +199,7 @@ def check_supported(exported: torch.export.ExportedProgram) -> None:
         if node.op != "call_function":
             continue
         name = aten_name(node.target)
-        if name in known or name in FOLDED_ATEN_OPS or name == "_operator.getitem":
+        if name in known or name in FOLDED_ATEN_OPS or node.target is operator.getitem:  # a part of a known op
             continue
         where = source_line(node)
         hint = f" ({REWRITES[name]})" if name in REWRITES else ""

@@ -19,6 +19,7 @@ from ..errors import IRError, UnsupportedOpError
 from .export import source_line
 from ..ir.program import Op, Program, Quant, Tensor
 from ..ops.params import quantize_value, window
+from ..ops.repeat import tile_steps
 from .aten_ops import aten_name, aten_ops, lowers, role_of
 from .quantize import FUSABLE_PRODUCERS, activation_bounds
 
@@ -824,12 +825,9 @@ def lower_repeat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
         widened = lw.new_activation(node.name + "_widened", shape, quant)
         lw.emit("RESHAPE", [x], [widened], new_shape=list(shape))
         x = widened
-    for axis, times in enumerate(sizes):
-        if times == 1:
-            continue
-        shape = shape[:axis] + (shape[axis] * times,) + shape[axis + 1:]
+    for axis, copies, shape in tile_steps(shape, sizes):
         tiled = lw.new_activation(f"{node.name}_tiled{axis}", shape, quant)
-        lw.emit("CONCATENATION", [x] * times, [tiled], axis=axis, fused_activation_function="NONE")
+        lw.emit("CONCATENATION", [x] * copies, [tiled], axis=axis, fused_activation_function="NONE")
         x = tiled
     return x
 

@@ -252,6 +252,7 @@ class _Reader:
         raise TFLiteFormatError(f"{self.source}: corrupt TFLite file: {why}; re-export the model")
 
     def program(self) -> Program:
+        """The file's first subgraph as an Edge program (_as_edge_ops)."""
         prog = Program()
         for i, t in enumerate(self.graph.tensors or []):
             tensor = self.tensor(prog, i, t)
@@ -269,7 +270,7 @@ class _Reader:
         prog.outputs = [self.name(i, "subgraph output") for i in self.graph.outputs]
         for md in self.model.metadata or []:
             prog.metadata[_text(md.name)] = self.buffer_bytes(md.buffer, f"metadata {_text(md.name)!r}")
-        return prog
+        return _as_edge_ops(prog)
 
     def unsupported_kinds(self) -> list[str]:
         """Every operator kind of the file mcu-compile does not know, each once, with the
@@ -346,6 +347,13 @@ class _Reader:
             raise UnsupportedOpError(
                 f"{self.source}: operator {index} ({kind}) computes in {dtype}; mcu-compile needs "
                 "int8 activations: export with full-integer (int8) quantization")
+
+
+def _as_edge_ops(program: Program) -> Program:
+    """A file's builtins TFLite Micro has no kernel for, replaced by the Edge ops it runs
+    that compute the same bytes: TILE -> CONCATENATIONs (ops/repeat.py)."""
+    from ..ops.repeat import tiles_as_concatenations
+    return tiles_as_concatenations(program)
 
 
 def _text(value) -> str:

@@ -65,7 +65,11 @@ def window_output_hw(program: Program, op: Op, kernel_hw: tuple[int, int]) -> tu
 def window_patches(x: np.ndarray, op: Op, kernel_hw: tuple[int, int], pad_value) -> list[np.ndarray]:
     """One [N, OH, OW, C] view of the padded NHWC input per kernel tap (row-major taps)."""
     strides, dilations, padding = window_options(op)
-    axes = [_axis_window(x.shape[1 + i], kernel_hw[i], strides[i], dilations[i], padding)
+    explicit = op.options.get("explicit_padding")
+    if explicit:  # [top, left, bottom, right]: pad as given, then a VALID window
+        x = np.pad(x, ((0, 0), (explicit[0], explicit[2]), (explicit[1], explicit[3]), (0, 0)),
+                   constant_values=pad_value)
+    axes = [axis_window(x.shape[1 + i], kernel_hw[i], strides[i], dilations[i], padding)
             for i in range(2)]
     xp = np.pad(x, ((0, 0), axes[0][1], axes[1][1], (0, 0)), constant_values=pad_value)
     (oh, _), (ow, _) = axes
@@ -74,7 +78,7 @@ def window_patches(x: np.ndarray, op: Op, kernel_hw: tuple[int, int], pad_value)
             for i in range(kernel_hw[0]) for j in range(kernel_hw[1])]
 
 
-def _axis_window(size: int, kernel: int, stride: int, dilation: int,
+def axis_window(size: int, kernel: int, stride: int, dilation: int,
                  padding: str) -> tuple[int, tuple[int, int]]:
     """(output size, (pad before, pad after)) of one spatial axis."""
     w = params.window(size, kernel, stride, dilation, padding)

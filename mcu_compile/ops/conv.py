@@ -135,9 +135,7 @@ def _conv_add_direct(program: Program, op: Op) -> bool:
     o = op.options
     in_hw, out_hw = common.shape(program, op)[1:3], program.tensor(op.outputs[0]).shape[1:3]
     strides = (o.get("stride_h", 1), o.get("stride_w", 1))
-    pads = o["explicit_padding"][:2] if o.get("explicit_padding") else \
-        [params.window(size, 1, st, 1, o.get("padding", "VALID")).pad_before for size, st in zip(in_hw, strides)]
-    return tuple(pads) == (0, 0) and all((out - 1) * st < size for out, st, size in zip(out_hw, strides, in_hw))
+    return _leading_pads(program, op) == (0, 0) and all((out - 1) * st < size for out, st, size in zip(out_hw, strides, in_hw))
 
 
 def _conv_add_scratch(program: Program, op: Op) -> int:
@@ -259,13 +257,57 @@ def _emit_transpose_conv(site: c.Site) -> c.CodeFragment:
                         pads=_transpose_conv_pads(site.program, site.op))
 
 
+def _emit_depthwise_in_place(site: c.Site) -> c.CodeFragment:
+    """The in-place kernel when the planner put the output over the input, which it does
+    whenever it can (storage "overwrite"); else the usual one."""
+    if site.x != site.y:
+        return _emit_depthwise_conv_2d(site)
+    context = f"{{{site.scratch}, {_dw_in_place_scratch(site.program, site.op)}}}"
+    return _convolution(site, "mcu_depthwise_conv_in_place_s8", "mcu_nn_dw_conv_params dw_conv_params",
+                        " .ch_mult = 1,", context, out_channels=site.shape(1)[3],
+                        extra_summary=", in place over its input", in_place=True)
+
+
+def _dw_in_place_scratch(program: Program, op: Op) -> int:
+    """A ring of pad_top + 1 input rows (mcu_depthwise_conv_in_place_s8_get_buffer_size)."""
+    _, _, w, ch = common.shape(program, op)
+    return (_leading_pads(program, op)[0] + 1) * w * ch
+
+
+def _leading_pads(program: Program, op: Op) -> tuple[int, int]:
+    """(top, left) padding of a convolution: folded or strip padding, else SAME/VALID's."""
+    o = op.options
+    if o.get("explicit_padding"):
+        return tuple(o["explicit_padding"][:2])
+    kernel, (_, h, w, _) = common.shape(program, op, 1)[1:3], common.shape(program, op)
+    strides = (o.get("stride_h", 1), o.get("stride_w", 1))
+    dilations = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
+    return tuple(params.window(size, k, st, d, o.get("padding", "VALID")).pad_before
+                 for size, k, st, d in zip((h, w), kernel, strides, dilations))
+
+
+def in_place_depthwise_ok(program: Program, op: Op) -> bool:
+    """Whether mcu_depthwise_conv_in_place_s8 runs the op: stride 1, multiplier 1, the
+    output the input's shape, a filter at most MCU_DW_IN_PLACE_MAX_KH rows tall."""
+    if op.kind != "DEPTHWISE_CONV_2D":
+        return False
+    o, w = op.options, common.shape(program, op, 1)
+    return (o.get("stride_h", 1) == 1 and o.get("stride_w", 1) == 1
+            and program.tensor(op.outputs[0]).shape == common.shape(program, op) and w[3] == common.shape(program, op)[3]
+            and w[1] <= DW_IN_PLACE_MAX_KH)
+
+
+DW_IN_PLACE_MAX_KH = 16  # MCU_DW_IN_PLACE_MAX_KH in mcu_nnfunctions.h
+
+
 def _convolution(site: c.Site, kernel: str, params_decl: str, extra_params: str, context: str,
                  out_channels: int, extra_summary: str, residual: tuple[str, str] | None = None,
-                 pads: tuple[int, int] | None = None) -> c.CodeFragment:
+                 pads: tuple[int, int] | None = None, in_place: bool = False) -> c.CodeFragment:
     """The call of a convolution kernel (regular, depthwise, transposed, or with a fused
     residual add: residual = (the mcu_add_quant declaration, the residual's pointer)): all
     take the same context, quantization, dims and window parameters. pads: the leading
-    padding when not the input's SAME/VALID one (a transposed convolution's)."""
+    padding when not the input's SAME/VALID one (a transposed convolution's). in_place: the
+    kernel takes one map (dims, data) for input and output."""
     o = site.op.options
     x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
     dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
@@ -284,9 +326,16 @@ def _convolution(site: c.Site, kernel: str, params_decl: str, extra_params: str,
         c.quant_params_line(site),
         f"const mcu_nn_dims input_dims = {c.dims(x_shape)};",
         f"const mcu_nn_dims filter_dims = {c.dims(w_shape)};",
-        f"const mcu_nn_dims bias_dims = {c.dims((1, 1, 1, out_channels))};",
-        f"const mcu_nn_dims output_dims = {c.dims(y_shape)};",
     ]
+    if in_place:
+        body.append(c.checked_call(site, kernel, ["&ctx", f"&{params_name}", "&quant_params", "&input_dims",
+                                                  "&filter_dims", site.ref(site.op.inputs[1]), c.bias_ref(site),
+                                                  site.y]))
+        summary = c.window_text(site, w_shape[1:3], pads) + extra_summary
+        return c.CodeFragment(_per_channel(site, out_channels),
+                              [c.block(site, summary + c.activation_text(site), body)])
+    body += [f"const mcu_nn_dims bias_dims = {c.dims((1, 1, 1, out_channels))};",
+             f"const mcu_nn_dims output_dims = {c.dims(y_shape)};"]
     residual_args = []
     if residual is not None:
         body.append(residual[0])
@@ -374,6 +423,11 @@ register(
            inputs=(2, 3), const_inputs=(1, 2), label="dwconv",
            tflite=TfliteForm("DepthwiseConv2DOptions", {**_CONV_FIELDS, "depth_multiplier": 1}, zero_bias_dim=3),
            table_bytes=_requant_tables(_depthwise_channels), folded_pad_value=_input_zero_point),
+    # a depthwise convolution the memory planner may run over its input (passes/in_place.py)
+    OpKind("DEPTHWISE_CONV_2D_IN_PLACE", _window_shapes(_depthwise_channels), depthwise_conv_2d,
+           _emit_depthwise_in_place, inputs=(2, 3), const_inputs=(1, 2), label="dwconv in place",
+           scratch_bytes=_dw_in_place_scratch, storage="overwrite", overwritable=(0,),
+           table_bytes=_requant_tables(_depthwise_channels)),
     OpKind("FULLY_CONNECTED", _fc_shapes, fully_connected, _emit_fully_connected, inputs=(2, 3), const_inputs=(1, 2),
            tflite=TfliteForm("FullyConnectedOptions", {**common.FUSED, "keep_num_dims": False}), label="fc",
            check=_fc_check, table_bytes=_fc_tables),

@@ -35,14 +35,20 @@ def table(program: Program, op: Op) -> np.ndarray:
 
 
 def _emit_table(site: c.Site) -> c.CodeFragment:
-    values = table(site.program, site.op)
+    return emit_table(site, table(site.program, site.op), f"{site.op.kind} {site.op.outputs[0]}: the int8 result "
+                      "for inputs -128..127", f"{TABLE_SIZE}-entry table")
+
+
+def emit_table(site: c.Site, values, about: str, summary: str) -> c.CodeFragment:
+    """mcu_lut_s8 over the op's input with a file-scope table of TABLE_SIZE int8 values
+    (the result for inputs -128..127); about: the table's comment, summary: the call's."""
     name = f"{site.uid}_table"
     rows = [", ".join(str(int(v)) for v in values[i:i + 16]) for i in range(0, TABLE_SIZE, 16)]
-    declaration = (c.comment(f"{site.op.kind} {site.op.outputs[0]}: the int8 result for inputs -128..127") + "\n"
+    declaration = (c.comment(about) + "\n"
                    f"static const int8_t {name}[{TABLE_SIZE}] = {{\n    " + ",\n    ".join(rows) + "\n};")
     size = site.program.tensor(site.op.outputs[0]).size
     body = [c.checked_call(site, "mcu_lut_s8", [site.x, site.y, str(size), name])]
-    return c.CodeFragment([declaration], [c.block(site, f"{TABLE_SIZE}-entry table", body)])
+    return c.CodeFragment([declaration], [c.block(site, summary, body)])
 
 
 def _table_bytes(program: Program, op: Op) -> int:

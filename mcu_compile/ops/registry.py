@@ -57,7 +57,9 @@ class OpKind:
     # storage: "own" (a buffer of its own), "input" (the output *is* input 0's bytes,
     # as a reshape), "overwrite" (each output byte depends only on the input bytes at
     # the same index: it may write over one of `overwritable` inputs that dies there),
-    # "workspace" (an NPU partition: its feature maps live in its scratch)
+    # "workspace" (an NPU partition: its feature maps live in its scratch), "view" (the
+    # output is rows of input 0, inside its bytes), "parts" (each input is stored inside
+    # the output, stacked along the rows: ops/rows.py)
     storage: str = "own"
     overwritable: tuple[int, ...] = ()  # input indices the output may overwrite
     # how many inputs the kind takes (max -1: any number), and which of them, when
@@ -159,4 +161,4 @@ def _load_families() -> None:
     if not _loaded:
         _loaded = True
         from . import (activation, conv, elementwise, log_softmax, lut, matmul, npu, pool, prelu,  # noqa: F401
-                       quantize, reduce, repeat, resize, shape, slice)
+                       quantize, reduce, repeat, resize, rows, shape, slice)

@@ -1,4 +1,5 @@
-"""Data movement: RESHAPE (the output is the input's bytes), TRANSPOSE, CONCATENATION,
+"""Data movement: RESHAPE (the output is the input's bytes), TRANSPOSE (any rank whose
+axes, merged where they move together, are at most 4: merged_transpose), CONCATENATION,
 PAD (with the output's zero point) and PADV2 (with a constant value). None of them
 computes: the output shares the input's scale and zero point."""
 from __future__ import annotations
@@ -71,11 +72,43 @@ def transpose(program: Program, op: Op, args: list) -> np.ndarray:
     return np.transpose(args[0], [int(a) for a in args[1]])
 
 
+def merged_transpose(shape, perm) -> tuple[tuple[int, ...], list[int]]:
+    """The same transpose on as few axes as possible: size-1 axes dropped, and each run
+    of input axes that stays consecutive and in order under perm merged into one (the
+    channel shuffle (n, g, c/g, h, w) -> (n, c/g, g, h, w) becomes (g, c/g, h*w) -> (c/g,
+    g, h*w)). The bytes moved are the same; only the kernel's loop nest changes."""
+    rank = len(shape)
+    kept = [a % rank for a in perm if shape[a % rank] != 1]
+    runs: list[list[int]] = []  # in output order, each a run of consecutive input axes
+    for axis in kept:
+        if runs and axis == runs[-1][-1] + 1:
+            runs[-1].append(axis)
+        else:
+            runs.append([axis])
+    by_input = sorted(runs, key=lambda run: run[0])
+    sizes = tuple(math.prod(shape[a] for a in run) for run in by_input)
+    return (sizes, [by_input.index(run) for run in runs]) if runs else ((1,), [0])
+
+
+def _merged_transpose_of(program: Program, op: Op) -> tuple[tuple[int, ...], list[int]]:
+    perm = [int(a) for a in _const_input(program, op, 1).reshape(-1)]
+    return merged_transpose(common.shape(program, op), perm)
+
+
+def _check_transpose(program: Program, op: Op) -> None:
+    shape, perm = _merged_transpose_of(program, op)
+    if len(shape) > 4:
+        given = [int(a) for a in _const_input(program, op, 1).reshape(-1)]
+        raise common.unsupported(op, f"{op.kind} of a rank-{len(common.shape(program, op))} tensor by {given} moves "
+                                     f"{len(shape)} separate axis groups, the kernel at most 4; permute fewer axes "
+                                     "at a time (two transposes) or merge axes that move together with a reshape")
+
+
 def _emit_transpose(site: c.Site) -> c.CodeFragment:
-    shape = site.shape()
+    shape, merged_perm = _merged_transpose_of(site.program, site.op)
     dims = c.nhwc4(shape, site)
     lead = 4 - len(shape)
-    perm = list(range(lead)) + [p % len(shape) + lead for p in c.const_ints(site, 1)]
+    perm = list(range(lead)) + [p + lead for p in merged_perm]
     body = [f"const mcu_nn_dims input_dims = {c.dims(dims)};",
             f"const int32_t perm[4] = {{{', '.join(str(p) for p in perm)}}};",
             c.checked_call(site, "mcu_transpose_s8", [site.x, "&input_dims", "perm", site.y])]
@@ -193,7 +226,7 @@ register(
     OpKind("RESHAPE", _reshape_shapes, reshape, emit_reshape, inputs=(1, 2),
            tflite=TfliteForm("ReshapeOptions", {"new_shape": None}), storage="input"),
     OpKind("TRANSPOSE", _transpose_shapes, transpose, _emit_transpose, inputs=(2, 2), const_inputs=(1,),
-           tflite=TfliteForm("TransposeOptions"), check=_check_rank),
+           tflite=TfliteForm("TransposeOptions"), check=_check_transpose),
     OpKind("CONCATENATION", _concat_shapes, concatenation, _emit_concatenation, inputs=(1, -1),
            tflite=TfliteForm("ConcatenationOptions", {"axis": 0, **common.FUSED}), label="concat",
            check=_check_concatenation_kernel),

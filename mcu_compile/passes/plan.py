@@ -6,8 +6,13 @@ registry says: a reshape's output is its input (same data, another shape), and a
 elementwise op writes its output over an input of the same shape that dies there
 (each output byte depends only on the input bytes at the same index, which the
 kernel has already read).
-Buffers whose lifetimes overlap never share bytes. Offsets come from several greedy
-placements (different orders, first fit and best fit); the smallest arena wins.
+Patch-based execution (passes/patch.py) adds two more: a strip's input rows are a view
+into the stage's input, and each strip's output rows are stored in place inside the
+tensor after the stage.
+Buffers whose lifetimes overlap never share bytes, with one exception the patch stage
+proves safe: an Overlap lets the tensor after a stage sit `gap` bytes or more below the
+stage's input, over rows of it that no later strip reads. Offsets come from several
+greedy placements (different orders, first fit and best fit); the smallest arena wins.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from ..errors import IRError
 from ..ir.program import Op, Program
 from ..ops import registry
+from ..ops.rows import concat_offsets, view_offset
 from ..target.boards import Board
 
 ALIGNMENT = 16
@@ -38,6 +44,21 @@ class Buffer:
         return self.first <= other.last and other.first <= self.last
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """Buffer `lower` may share bytes with buffer `upper` while both are live, provided it
+    starts at least `gap` bytes below it: the writer of `lower` only writes bytes of
+    `upper` that nobody reads any more (passes/patch.py computes the gap)."""
+
+    lower: str
+    upper: str
+    gap: int
+
+    def footprint(self, lower_size: int, upper_size: int) -> int:
+        """Bytes the two span when packed as tightly as allowed."""
+        return max(lower_size, self.gap + upper_size)
+
+
 @dataclass
 class MemoryPlan:
     arena_bytes: int
@@ -50,13 +71,15 @@ class MemoryPlan:
     buffers: list[Buffer] = field(default_factory=list)  # lifetimes, for reports
     strategy: str = ""  # the placement that won
     region: str = ""  # the board's memory region the arena lives in (choose_arena_region)
+    overlaps: list[Overlap] = field(default_factory=list)
 
     def offset(self, tensor: str) -> int:
         return self.offsets[self.aliases.get(tensor, tensor)] + self.alias_offsets.get(tensor, 0)
 
     def verify(self) -> "MemoryPlan":
         """The plan's health check: every buffer aligned and inside the arena, and no two
-        buffers alive at the same time share a byte. Raises IRError."""
+        buffers alive at the same time share a byte (but as an Overlap allows). Raises IRError."""
+        allowed = {(o.lower, o.upper): o.gap for o in self.overlaps}
         spans = sorted(((self.offsets[b.name], b) for b in self.buffers), key=lambda span: span[0])
         for i, (start, a) in enumerate(spans):
             if start % ALIGNMENT or start + a.size > self.arena_bytes:
@@ -65,9 +88,15 @@ class MemoryPlan:
             for other_start, b in spans[i + 1:]:
                 if other_start >= start + a.size:
                     break
-                if a.overlaps_in_time(b):
+                if a.overlaps_in_time(b) and not _allowed_overlap(allowed, a, start, b, other_start):
                     raise IRError(f"invalid memory plan: {a.name!r} and {b.name!r} share bytes while both are live")
         return self
+
+
+def _allowed_overlap(allowed: dict, a: Buffer, a_start: int, b: Buffer, b_start: int) -> bool:
+    """Whether an Overlap lets a and b share bytes where they are placed."""
+    return any((lower.name, upper.name) in allowed and upper_start - lower_start >= allowed[lower.name, upper.name]
+               for lower, lower_start, upper, upper_start in ((a, a_start, b, b_start), (b, b_start, a, a_start)))
 
 
 def last_uses(program: Program) -> dict[str, int]:
@@ -114,13 +143,20 @@ def storage_groups(program: Program) -> StorageGroups:
         kind = registry.of(op)
         if kind.storage == "input" and not program.tensor(op.inputs[0]).is_const:
             groups.join(op.outputs[0], op.inputs[0])
-        elif kind.storage == "overwrite":
+        elif kind.storage == "overwrite" and "strip" not in op.options:
+            # (not on a strip: its small buffers are not worth it, and a strip's output
+            # must stay a buffer of its own for ROW_CONCAT to place)
             # only the inputs the kind names: a convolution with a fused residual addition may
             # write over its residual, never over its input (read at other indices)
             candidates = [op.inputs[i] for i in kind.overwritable if i < len(op.inputs)]
             victim = _overwritable_input(program, op, candidates, index, last, groups)
             if victim is not None:
                 groups.join(op.outputs[0], victim)
+        elif kind.storage == "view":
+            groups.join(op.outputs[0], op.inputs[0], view_offset(program, op))
+        elif kind.storage == "parts":
+            for name, offset in zip(op.inputs, concat_offsets(program, op)):
+                groups.join(name, op.outputs[0], offset)
         elif kind.storage == "workspace":
             # an NPU partition whose feature maps Vela placed inside its scratch (region 1)
             for name, offset in op.options.get("io_offsets", {}).items():
@@ -170,13 +206,23 @@ def buffers(program: Program, scratch_sizes: list[int], roots: dict[str, str]) -
     return result
 
 
-def live_bytes(bufs: list[Buffer], steps: int) -> list[int]:
-    """Bytes live at each step -1 (inputs) .. steps (outputs)."""
-    return [sum(b.size for b in bufs if b.first <= t <= b.last) for t in range(-1, steps + 1)]
+def live_bytes(bufs: list[Buffer], steps: int, overlaps: list[Overlap] = ()) -> list[int]:
+    """Bytes live at each step -1 (inputs) .. steps (outputs); two buffers an Overlap lets
+    share bytes count for their packed footprint while both are live."""
+    by_name = {b.name: b for b in bufs}
+    live = []
+    for t in range(-1, steps + 1):
+        total = sum(b.size for b in bufs if b.first <= t <= b.last)
+        for o in overlaps:
+            lower, upper = by_name[o.lower], by_name[o.upper]
+            if lower.first <= t <= lower.last and upper.first <= t <= upper.last:
+                total -= lower.size + upper.size - o.footprint(lower.size, upper.size)
+        live.append(total)
+    return live
 
 
-def lower_bound(bufs: list[Buffer], steps: int) -> int:
-    return max(live_bytes(bufs, steps), default=0)
+def lower_bound(bufs: list[Buffer], steps: int, overlaps: list[Overlap] = ()) -> int:
+    return max(live_bytes(bufs, steps, overlaps), default=0)
 
 
 # Orders in which buffers are placed; each is tried with first fit and best fit.
@@ -188,17 +234,43 @@ ORDERS = {
 }
 
 
-def place(bufs: list[Buffer], order: str = "size", best_fit: bool = False) -> dict[str, int]:
+def place(bufs: list[Buffer], order: str = "size", best_fit: bool = False,
+          overlaps: list[Overlap] = (), concurrent: dict[str, list[Buffer]] | None = None) -> dict[str, int]:
     """Each buffer, in the given order, at an aligned offset clear of every buffer
-    placed before it that is live at the same time: the lowest such offset (first
-    fit), or the one in the tightest gap (best fit)."""
+    placed before it that is live at the same time (or as close as an Overlap allows):
+    the lowest such offset (first fit), or the one in the tightest gap (best fit).
+    concurrent: each buffer's concurrent_buffers(), when already computed."""
+    gaps = {(o.lower, o.upper): o.gap for o in overlaps}
+    concurrent = concurrent_buffers(bufs) if concurrent is None else concurrent
     offsets: dict[str, int] = {}
-    placed: list[Buffer] = []
     for buf in sorted(bufs, key=ORDERS[order]):
-        busy = sorted((offsets[p.name], offsets[p.name] + p.size) for p in placed if p.overlaps_in_time(buf))
+        busy = sorted(_busy_span(buf, p, offsets[p.name], gaps) for p in concurrent[buf.name] if p.name in offsets)
         offsets[buf.name] = _choose_offset(buf.size, busy, best_fit)
-        placed.append(buf)
     return offsets
+
+
+def concurrent_buffers(bufs: list[Buffer]) -> dict[str, list[Buffer]]:
+    """Each buffer's name -> the other buffers live at some step it is live."""
+    by_start = sorted(bufs, key=lambda b: b.first)
+    found: dict[str, list[Buffer]] = {b.name: [] for b in bufs}
+    for i, a in enumerate(by_start):
+        for b in by_start[i + 1:]:
+            if b.first > a.last:
+                break
+            found[a.name].append(b)
+            found[b.name].append(a)
+    return found
+
+
+def _busy_span(buf: Buffer, other: Buffer, other_offset: int, gaps: dict) -> tuple[int, int]:
+    """The span of offsets `other` rules out for `buf`, as [start, stop): buf must end by
+    start or begin at stop. An Overlap shortens it: buf (lower) may begin `gap` below
+    other, or other (lower) reaches only `gap` into buf's way."""
+    if (buf.name, other.name) in gaps:
+        return other_offset - gaps[buf.name, other.name] + buf.size, other_offset + other.size
+    if (other.name, buf.name) in gaps:
+        return other_offset, other_offset + gaps[other.name, buf.name]
+    return other_offset, other_offset + other.size
 
 
 def _choose_offset(size: int, busy: list[tuple[int, int]], best_fit: bool) -> int:
@@ -222,19 +294,35 @@ def plan_memory(program: Program, scratch_sizes: list[int]) -> MemoryPlan:
     groups = storage_groups(program)
     roots = groups.roots
     bufs = buffers(program, scratch_sizes, roots)
+    overlaps = stage_overlaps(program, groups)
+    concurrent = concurrent_buffers(bufs)
     candidates = []
     for order in ORDERS:
         for best_fit in (False, True):
-            offsets = place(bufs, order, best_fit)
+            offsets = place(bufs, order, best_fit, overlaps, concurrent)
             name = f"{order}/{'best' if best_fit else 'first'} fit"
             candidates.append((arena_size(bufs, offsets), len(candidates), name, offsets))
     arena, _, strategy, offsets = min(candidates)
     return MemoryPlan(
-        arena_bytes=arena, lower_bound=lower_bound(bufs, len(program.ops)), offsets=offsets,
+        arena_bytes=arena, lower_bound=lower_bound(bufs, len(program.ops), overlaps), offsets=offsets,
         sizes={b.name: b.size for b in bufs}, aliases=dict(roots),
         alias_offsets={t: o for t, o in groups.offsets.items() if o},
         scratch={i: f"scratch:{i}" for i, size in enumerate(scratch_sizes) if size}, buffers=bufs,
-        strategy=strategy)
+        strategy=strategy, overlaps=overlaps)
+
+
+def stage_overlaps(program: Program, groups: StorageGroups) -> list[Overlap]:
+    """The Overlaps patch stages allow: a ROW_CONCAT's output (the tensor after the stage)
+    below the stage's input, by the gap the patch pass computed (options "overlaps": the
+    input's name, "gap": bytes); only between whole buffers (group roots)."""
+    found = []
+    for op in program.ops:
+        upper = op.options.get("overlaps") if registry.of(op).storage == "parts" else None
+        lower = op.outputs[0]
+        if upper is None or any(groups.root(n) != n or groups.offsets.get(n, 0) for n in (lower, upper)):
+            continue
+        found.append(Overlap(lower, upper, align(op.options["gap"])))
+    return found
 
 
 def choose_arena_region(plan: MemoryPlan, board: Board, stack_bytes: int, npu_reachable: bool) -> MemoryPlan:

@@ -13,7 +13,7 @@ from ..target.elf import region_usage, symbols
 from ..target.linkmap import InputSection, flash_sections
 from ..ir.program import Program
 from ..ops import registry
-from ..passes.plan import MemoryPlan
+from ..passes.plan import MemoryPlan, live_bytes
 
 # Code the model needs besides its weights (kernels, startup, runtime), assumed before
 # the first build; the ELF figures replace it afterwards.
@@ -84,8 +84,8 @@ def plan_section(program: Program, plan: MemoryPlan) -> dict:
     ops = [{"index": i, "kind": op.kind, "output": op.outputs[0],
             "shape": list(program.tensor(op.outputs[0]).shape), "macs": macs(program, op),
             "weights_bytes": sum(program.tensor(n).nbytes for n in op.inputs if n and program.tensor(n).is_const),
-            "live_bytes": sum(b.size for b in plan.buffers if b.first <= i <= b.last)}
-           for i, op in enumerate(program.ops)]
+            "live_bytes": live, "strip": op.options.get("strip")}
+           for (i, op), live in zip(enumerate(program.ops), live_bytes(plan.buffers, len(program.ops), plan.overlaps)[1:])]
     return {"buffers": buffers, "ops": ops}
 
 
@@ -255,6 +255,15 @@ def _weights_home(report: dict) -> str:
     return f" in {home['name']} ({home['why']})"
 
 
+def _schedule_lines(arena: dict) -> list[str]:
+    """The schedule line when a patch stage was chosen (passes/patch.py)."""
+    schedule = arena.get("schedule")
+    if not schedule or schedule["chosen"] == "layer by layer":
+        return []
+    return [f"  schedule: {schedule['chosen']} (optimize={schedule['optimize']}); layer by layer the arena "
+            f"would be {schedule['layer_by_layer_arena']:,} B (bound {schedule['layer_by_layer_bound']:,} B)"]
+
+
 def format_text(report: dict) -> str:
     arena = report["arena"]
     lines = [f"Budget report for {report['board']} ({report['cpu']})",
@@ -263,6 +272,7 @@ def format_text(report: dict) -> str:
              f"  arena: {arena['bytes']:,} B in {arena['region']} "
              f"(lower bound {arena['lower_bound']:,} B; {len(arena['shared_storage'])} tensors reuse "
              f"another's bytes)",
+             *_schedule_lines(arena),
              f"  weights: {report['weights_bytes']:,} B{_weights_home(report)}   stack reserve: {report['stack_bytes']:,} B"]
     elf = report.get("elf")
     if elf:

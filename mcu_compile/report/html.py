@@ -34,6 +34,7 @@ TEMPLATE = "report.html.j2"
 TENSOR_COLORS = ("#4e79a7", "#76a1cf")   # two blues, alternating so neighbours stand apart
 SCRATCH_COLOR = "#f28e2b"
 PEAK_COLOR = "#d62728"
+STAGE_COLOR = "#2ca02c"
 ARENA_LINE_COLOR = "#222222"
 
 # Matplotlib inches -> CSS pixels on the page (the PNG is rendered at twice that).
@@ -142,6 +143,7 @@ def timeline_figure(report: dict) -> tuple[Figure, list[dict]]:
     """The memory timeline of report['plan'] and the rectangles drawn on it.
 
     Top panel: x = op index in execution order (-1 = graph inputs, n = graph outputs),
+    the ops of a patch stage on a green band,
     y = arena offset; each buffer is a rectangle from first_op - 0.5 to last_op + 0.5
     over [offset, offset + size), blue for tensors and orange for scratch, labelled where
     the label fits. Dashed lines: the arena size and the lower bound. Bottom panel: bytes
@@ -174,6 +176,14 @@ def timeline_figure(report: dict) -> tuple[Figure, list[dict]]:
     if peak is not None:
         for a in (ax, live_ax):
             a.axvspan(peak - 0.5, peak + 0.5, color=PEAK_COLOR, alpha=0.07, zorder=0, lw=0)
+    # The patch stage (ops run strip by strip, passes/patch.py): a green band, labelled.
+    stage = [op["index"] for op in ops if op.get("strip")]
+    if stage:
+        for a in (ax, live_ax):
+            a.axvspan(min(stage) - 0.5, max(stage) + 0.5, color=STAGE_COLOR, alpha=0.08, zorder=0, lw=0)
+        strips = ops[stage[0]]["strip"][1]
+        ax.text(min(stage) - 0.4, y_top * 0.985, f"patch stage: {strips} strips", va="top", fontsize=8,
+                color=STAGE_COLOR, zorder=4)
     # Graph inputs and outputs live outside the ops: shade their columns.
     for a in (ax, live_ax):
         a.axvspan(x_lo, -0.5, color="#000000", alpha=0.035, zorder=0, lw=0)
