@@ -257,7 +257,7 @@ def debug(project, timeout):
     from .api import load
     from .report.layers import debug as compare
     found = compare(load(project), timeout=timeout)
-    skipped = f"; {len(found.skipped)} not compared (fused: the reference has no such tensor)" if found.skipped else ""
+    skipped = f"; {len(found.skipped)} not compared (fused, or a row view: the reference has no such tensor)" if found.skipped else ""
     if found.divergence is None:
         click.echo(f"all {len(found.compared)} compared layer outputs equal the host reference{skipped}")
         return

@@ -183,3 +183,25 @@ def test_dilated_depthwise_in_place_is_bit_exact(board, tmp_path):
     assert compiled.report["arena"]["bytes"] < schedule["layer_by_layer_arena"]
     assert "mcu_depthwise_conv_in_place_s8(" in (tmp_path / "fw" / "model.c").read_text()
     assert compiled.run().bit_exact
+
+
+@needs_qemu
+def test_debug_names_the_strip_whose_output_differs(tmp_path, shared_dir):
+    """`debug` compares each strip's rows with the layer-by-layer reference's: a corrupted
+    weight of the stage's 1x1 convolution shows in the first strip's call of it."""
+    import re
+    from mcu_compile.report.layers import debug
+    compiled = mcu_compile.compile(shared_dir / "models" / "vww_96_int8.tflite", out_dir=tmp_path / "bad",
+                                   optimize="ram")
+    ops = compiled.report["plan"]["ops"]
+    assert [op["kind"] for op in ops[:4]] == ["ROW_VIEW", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D"]
+    model_c = compiled.project_dir / "model.c"
+    text = model_c.read_text()
+    weights = re.findall(r"\b(c_\w+)", text[text.index("CHECK(3, "):])[0]
+    definition = re.search(rf"{weights}\[\d+\][^=]*= {{\n    (-?\d+)", text)
+    first = int(definition[1])
+    model_c.write_text(text[:definition.start(1)] + str(first ^ 0x40 if first >= 0 else first + 64)
+                       + text[definition.end(1):])
+    found = debug(compiled)
+    assert found.divergence is not None and (found.divergence.index, found.divergence.kind) == (3, "CONV_2D")
+    assert found.compared == [1, 2, 3] and 0 in found.skipped  # the row view has no tensor of its own

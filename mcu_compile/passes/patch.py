@@ -215,7 +215,8 @@ def patch_stage(program: Program, split: int, rows: int) -> Program:
                 inputs[i] = strip.rows_of(op.inputs[i], produced[op.inputs[i]], (lo, hi))
             out_rows = produced[op.outputs[0]][1] - produced[op.outputs[0]][0]
             name = strip.new_tensor(op.outputs[0], out_rows)
-            options = _strip_options(program, op, reads[k], j, len(bands), k)
+            options = {**_strip_options(program, op, reads[k], j, len(bands), k),
+                       "strip_of": op.outputs[0], "rows": list(produced[op.outputs[0]])}  # for `debug`
             if "conv_output" in options:  # CONV_2D_ADD: its convolution's (never stored) output
                 options["conv_output"] = strip.new_tensor(options["conv_output"], out_rows)
             ops.append(dataclasses.replace(op, inputs=inputs, outputs=[name], options=options))

@@ -84,7 +84,8 @@ def plan_section(program: Program, plan: MemoryPlan) -> dict:
     ops = [{"index": i, "kind": op.kind, "output": op.outputs[0],
             "shape": list(program.tensor(op.outputs[0]).shape), "macs": macs(program, op),
             "weights_bytes": sum(program.tensor(n).nbytes for n in op.inputs if n and program.tensor(n).is_const),
-            "live_bytes": live, "strip": op.options.get("strip")}
+            "live_bytes": live, "strip": op.options.get("strip"),
+            **({"strip_of": op.options["strip_of"], "rows": op.options["rows"]} if "strip_of" in op.options else {})}
            for (i, op), live in zip(enumerate(program.ops), live_bytes(plan.buffers, len(program.ops), plan.overlaps)[1:])]
     return {"buffers": buffers, "ops": ops}
 

@@ -87,6 +87,15 @@ class DebugReport:
     divergence: Divergence | None
 
 
+def _expected_output(expected: dict, op: dict):
+    """The reference's value of the op's output: for an op on a strip (passes/patch.py),
+    the strip's rows of the tensor the layer-by-layer program computes; None: no such tensor."""
+    if "strip_of" in op:
+        whole = expected.get(op["strip_of"])
+        return None if whole is None else whole[:, op["rows"][0]:op["rows"][1]]
+    return expected.get(op["output"])
+
+
 def debug(compiled: CompiledModel, timeout: float = 300.0) -> DebugReport:
     """Runs the debug build (every op's output to the host) on the first test vector and
     compares each output with the host reference's, in execution order."""
@@ -96,7 +105,7 @@ def debug(compiled: CompiledModel, timeout: float = 300.0) -> DebugReport:
     expected = reference.run_with_intermediates(compiled.reference_program, compiled.vectors()[0])
     compared, skipped = [], []
     for op in ops:
-        want = expected.get(op["output"])
+        want = _expected_output(expected, op)
         if want is None or op["index"] not in got:
             skipped.append(op["index"])
             continue
