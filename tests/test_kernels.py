@@ -89,6 +89,16 @@ def _fc_filter_zero_point(in_shape, out_ch, zero_point, seed=0) -> Program:
     return program
 
 
+def _fc_large_biases(program: Program) -> Program:
+    """Biases near +-2^30 on a few rows: accumulators outside the DSP short form's range
+    (|acc| < 2^30), which then takes the general requantization."""
+    b = program.tensors["b"]
+    bias = b.data.copy()
+    bias[[1, 4, 7]] = [2**30 + 77, -(2**30) - 5, 2**30 - 3]
+    program.tensors["b"] = Tensor("b", b.shape, b.dtype, None, bias)
+    return program
+
+
 def _conv_add(in_shape, out_ch, kernel, stride=(1, 1), padding="SAME", dilation=(1, 1), act="NONE",
               add_act="RELU", bias=True, residual_scale=0.5, conv_first=True, seed=0) -> Program:
     """x -> CONV_2D -> c, then ADD(c, r) -> y with r a second input (the skip connection):
@@ -195,6 +205,12 @@ CASES = {
     "fc_depth129_batch2_per_tensor_relu6": lambda: _fc((2, 129), 6, per_channel=False, act="RELU6"),
     "fc_depth3_one_output_batch3": lambda: _fc((3, 3), 1, per_channel=False),
     "fc_filter_zero_point": lambda: _fc_filter_zero_point((2, 23), 7, 5),
+    # the DSP path's input chunks (256 columns), row blocks (64), 32/16/8/4-column steps, odd rows
+    "fc_depth300_rows70_chunks_and_blocks": lambda: _fc((1, 300), 70, per_channel=False),
+    "fc_depth60_odd_rows_per_channel_relu": lambda: _fc((2, 60), 5, act="RELU"),
+    "fc_depth44_batch2_per_tensor_relu6": lambda: _fc((2, 44), 9, per_channel=False, act="RELU6"),
+    "fc_biases_beyond_short_form": lambda: _fc_large_biases(_fc((1, 96), 12, per_channel=False)),
+    "fc_dead_channels": lambda: _dead_channels(_fc((1, 40), 8)),
     "add_same_shape": lambda: _binary("ADD", (1, 5, 7, 3), (1, 5, 7, 3), (1, 5, 7, 3)),
     "add_broadcast_channel_relu": lambda: _binary("ADD", (1, 4, 5, 6), (1, 1, 1, 6), (1, 4, 5, 6), "RELU"),
     "add_broadcast_both_ways": lambda: _binary("ADD", (2, 1, 5, 3), (1, 4, 1, 3), (2, 4, 5, 3)),
@@ -251,6 +267,16 @@ CASES = {
     "conv_1x1_dead_channels": lambda: _dead_channels(_conv((1, 6, 6, 16), 8, (1, 1))),
     "conv_3x3_dead_channels": lambda: _dead_channels(_conv((1, 5, 6, 8), 9, (3, 3))),
     "dw_3x3_dead_channels": lambda: _dead_channels(_depthwise((1, 6, 7, 12), 1, (3, 3)), (1, 6, 9), (1e-12, 2e-9, 3e-9)),
+    # Helium paths: 1x1 channel pairs over pixel pairs (a segment of one pixel: output width 1);
+    # the general path's two channels x three pixels (columns over 64 bytes: pixel tails, an
+    # odd channel) and one channel x four pixels with channel chunks of 64 and dead channels
+    "conv_1x1_stride2_output_width1": lambda: _conv((1, 5, 2, 24), 5, (1, 1), (2, 2), padding="VALID"),
+    "conv_3x3_pairs_pixel_tail_odd_channels": lambda: _conv((1, 5, 7, 8), 7, (3, 3), act="RELU"),
+    "conv_3x3_channel_chunks_70": lambda: _conv((1, 4, 5, 3), 70, (3, 3)),
+    "conv_3x3_short_column_dead_channels": lambda: _dead_channels(_conv((1, 5, 6, 3), 9, (3, 3))),
+    # Helium average pooling: whole and partial 16-channel steps, and over 256 taps (portable)
+    "avg_pool_global_c20": lambda: _pool("AVERAGE_POOL_2D", (1, 7, 5, 20), (7, 5), (7, 5), "VALID"),
+    "avg_pool_global_272_taps_c24": lambda: _pool("AVERAGE_POOL_2D", (1, 17, 16, 24), (17, 16), (17, 16), "VALID"),
 }
 
 
@@ -435,16 +461,16 @@ def test_kernels_and_generated_code_build_for_cortex_m(tmp_path):
 
 
 
-# The convolution cases (not the fused ones): their Helium (M55) and DSP (M4) paths, which
-# the host build does not compile, in one firmware per CPU.
-CONV_FIRMWARE_CASES = sorted(name for name in CASES if name.startswith(("conv", "dw")))
+# The convolution and average pooling cases (not the fused ones): their Helium (M55) and DSP
+# (M4) paths, which the host build does not compile, in one firmware per CPU.
+CONV_FIRMWARE_CASES = sorted(name for name in CASES if name.startswith(("conv", "dw", "avg_pool")))
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="QEMU not installed")
 @pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
 def test_convolution_firmware_is_bit_exact(board, tmp_path):
-    """CONV_2D and DEPTHWISE_CONV_2D cases (1x1 with and without stride, channel tails,
-    padding on every edge, dead channels) on two input sets, bit-exact with the host
-    reference; no output is constant."""
+    """CONV_2D, DEPTHWISE_CONV_2D and AVERAGE_POOL_2D cases (1x1 with and without stride,
+    channel tails, padding on every edge, dead channels) on two input sets, bit-exact with
+    the host reference; no output is constant."""
     run = firmware_run(_merged([CASES[name]() for name in CONV_FIRMWARE_CASES]), board, tmp_path)
     assert all(np.unique(out).size > 1 for outputs in run.outputs for out in outputs)

@@ -123,13 +123,148 @@ def test_shape_ops_and_clamps(tmp_path):
     assert fused["CONV_2D"] == "RELU6" and fused["FULLY_CONNECTED"] == "RELU"
 
 
-def test_an_unfusable_clamp_is_one_line(tmp_path):
-    class Clamp(nn.Module):
-        def forward(self, x):
-            return torch.clamp(x, -2.0, 2.0)
+def _lowered(model: nn.Module, shape, tmp_path):
+    """The model's Edge program (export, calibrate, lower; no firmware), its int8 inputs for
+    one sample and the host reference's outputs, checked byte for byte against TFLite Micro."""
+    from mcu_compile.frontend.export import export
+    from mcu_compile.frontend.lower import lower
+    from mcu_compile.frontend.quantize import quantize
+    from mcu_compile.ir.inputs import to_program_inputs
+    from mcu_compile.ir.tflite_io import write_tflite
+    from mcu_compile.reference import interpreter as reference
+    from mcu_compile.reference.oracle import tflm_outputs
+    generator = torch.Generator().manual_seed(0)
+    calibration = [(torch.randn(shape, generator=generator),) for _ in range(4)]
+    program = lower(quantize(export(model.eval(), calibration[0]), calibration, calibration[0]), calibration[0])
+    inputs = to_program_inputs(program.verify("lower"), calibration[1])
+    outputs = reference.run(program, inputs)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(write_tflite(program))
+    assert [o.tobytes() for o in outputs] == [o.tobytes() for o in tflm_outputs(path, inputs)]
+    return program, inputs, outputs
 
-    with pytest.raises(mcu_compile.McuCompileError, match=r"clamping to \[-2.0, 2.0\] is supported right after"):
-        mcu_compile.compile(Clamp(), (torch.randn(1, 4),), out_dir=tmp_path / "fw")
+
+def _nchw(values: np.ndarray) -> torch.Tensor:
+    """int8 NHWC values as a float NCHW tensor, to apply PyTorch's own op to the codes."""
+    return torch.from_numpy(values.transpose(0, 3, 1, 2).astype(np.float32))
+
+
+class Clamps(nn.Module):
+    """Standalone clamps to bounds TFLite has no op for: MAXIMUM/MINIMUM against the bounds."""
+
+    def forward(self, x):
+        return torch.clamp_min(x, -0.5) + x, x.clamp(-0.3, 0.7), torch.clamp_max(x, 0.2), nn.functional.hardtanh(x)
+
+
+def test_standalone_clamps_are_maximum_and_minimum(tmp_path):
+    program, inputs, outputs = _lowered(Clamps(), (1, 3, 4, 4), tmp_path)
+    assert [op.kind for op in program.ops] == ["MAXIMUM", "ADD", "MAXIMUM", "MINIMUM", "MINIMUM", "MAXIMUM", "MINIMUM"]
+    quant = program.tensor(program.inputs[0]).quant
+    scale, zero_point = float(quant.scale[0]), int(quant.zero_point[0])
+    for out, bounds in zip(outputs[1:], [(-0.3, 0.7), (-1e9, 0.2), (-1.0, 1.0)]):
+        low, high = (int(np.clip(zero_point + np.round(bound / scale), -128, 127)) for bound in bounds)
+        np.testing.assert_array_equal(out, np.clip(inputs[0], low, high))  # the input's codes clamped
+    assert all(program.tensor(name).quant == quant for name in program.outputs[1:])  # the input's scale, exact
+
+
+class AdaptiveMaxPools(nn.Module):
+    """Adaptive max pools whose windows are a plain pool's: 8 into 2 (4/4) and 7 into 3 (3/2)."""
+
+    def forward(self, x):
+        return nn.functional.adaptive_max_pool2d(x, 2), nn.AdaptiveMaxPool2d((3, None))(x[:, :, :7])
+
+
+def test_adaptive_max_pool_is_max_pool(tmp_path):
+    program, inputs, outputs = _lowered(AdaptiveMaxPools(), (1, 3, 8, 8), tmp_path)
+    pools = [op for op in program.ops if op.kind == "MAX_POOL_2D"]
+    assert [(op.options["filter_height"], op.options["stride_h"], op.options["filter_width"]) for op in pools] == \
+        [(4, 4, 4), (3, 2, 1)]
+    x = _nchw(inputs[0])
+    for got, want in zip(outputs, AdaptiveMaxPools()(x)):  # the max of int8 codes is exact
+        np.testing.assert_array_equal(got.transpose(0, 3, 1, 2), want.numpy())
+
+
+def test_adaptive_pools_with_unequal_windows_are_one_line(tmp_path):
+    class Uneven(nn.Module):
+        def forward(self, x):
+            return nn.functional.adaptive_max_pool2d(x, (3, 2)), nn.functional.adaptive_avg_pool2d(x, 5)
+
+    class Indices(nn.Module):
+        def forward(self, x):
+            return nn.functional.adaptive_max_pool2d(x, 2, return_indices=True)[1].float()
+
+    x = (torch.randn(1, 2, 8, 8),)
+    with pytest.raises(mcu_compile.McuCompileError) as err:
+        mcu_compile.compile(Uneven(), x, out_dir=tmp_path / "fw")
+    fix = ("needs windows of unequal sizes; use an output size whose windows are alike (one that divides 8x8), or "
+           "pad or crop the input to a multiple of")
+    assert str(err.value).startswith(f"adaptive_max_pool2d from 8x8 to 3x2 {fix} 3x2 (at test_pytorch_ops.py:")
+    assert f"; adaptive_avg_pool2d from 8x8 to 5x5 {fix} 5x5 (at test_pytorch_ops.py:" in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(mcu_compile.McuCompileError, match=r"^adaptive_max_pool2d with return_indices=True is not "
+                       r"supported \(no int8 index output\); return the pooled values and find the indices on "
+                       r"the host \(at test_pytorch_ops\.py:\d+ in forward\)$"):
+        mcu_compile.compile(Indices(), x, out_dir=tmp_path / "fw")
+
+
+class ReplicatePads(nn.Module):
+    """F.pad replicate with unequal sides (corners repeat the corner value), nn.ReplicationPad2d."""
+
+    def forward(self, x):
+        return nn.functional.pad(x, (1, 3, 0, 2), mode="replicate"), nn.ReplicationPad2d(1)(x)
+
+
+def test_replicate_padding_is_edge_copies(tmp_path):
+    program, inputs, outputs = _lowered(ReplicatePads(), (1, 3, 5, 6), tmp_path)
+    assert {op.kind for op in program.ops} == {"STRIDED_SLICE", "BROADCAST_TO", "CONCATENATION"}
+    for got, want in zip(outputs, ReplicatePads()(_nchw(inputs[0]))):
+        np.testing.assert_array_equal(got.transpose(0, 3, 1, 2), want.numpy())
+
+
+def test_replicate_padding_of_a_sequence_and_circular_refused(tmp_path):
+    class Sequence(nn.Module):
+        def forward(self, x):
+            return nn.functional.pad(x, (2, 1), mode="replicate")
+
+    program, inputs, outputs = _lowered(Sequence(), (1, 3, 5), tmp_path)
+    want = nn.functional.pad(torch.from_numpy(inputs[0].astype(np.float32)), (2, 1), mode="replicate")
+    np.testing.assert_array_equal(outputs[0], want.numpy())
+
+    class Circular(nn.Module):
+        def forward(self, x):
+            return nn.functional.pad(x, (1, 1), mode="circular")
+
+    with pytest.raises(mcu_compile.McuCompileError, match=r"^aten\.pad\.default: padding mode 'circular' is not "
+                       r"supported; use 'constant', 'reflect' or 'replicate' "
+                       r"\(at test_pytorch_ops\.py:\d+ in forward\)$"):
+        mcu_compile.compile(Circular(), (torch.randn(1, 3, 5),), out_dir=tmp_path / "fw")
+
+
+class PoolPadClamp(nn.Module):
+    """The four constructs together in firmware: adaptive max pool, replicate padding,
+    standalone clamps, an average pool counting its padding PyTorch's way (both sides)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        padded = nn.functional.pad(y, (2, 1, 1, 0), mode="replicate")
+        return (nn.functional.adaptive_max_pool2d(padded, (3, 1)), torch.clamp_min(y, -0.5) + y,
+                y.clamp(-0.3, 0.7), nn.AvgPool2d(3, 2, 1, count_include_pad=True)(y))
+
+
+def test_pool_pad_clamp_firmware_is_bit_exact_with_tflm(tmp_path):
+    from mcu_compile.reference.oracle import tflm_outputs
+    torch.manual_seed(6)
+    compiled = _check(PoolPadClamp(), (1, 3, 8, 8), "mps3-an547", tmp_path)
+    kinds = [op.kind for op in compiled.program.ops]
+    assert {"MAX_POOL_2D", "BROADCAST_TO", "CONCATENATION", "MAXIMUM", "MINIMUM", "PAD",
+            "AVERAGE_POOL_2D"} <= set(kinds)
+    for inputs, outputs in zip(compiled.vectors(), compiled.expected()):  # the firmware's, as _check found
+        for got, want in zip(tflm_outputs(compiled.program_path, inputs), outputs):
+            np.testing.assert_array_equal(got, want)
 
 
 class SliceResizeReduce(nn.Module):

@@ -5,8 +5,9 @@
  * weights: input_offset * sum_i (filter[oc][i] + filter_offset), the input offset's part of
  * every accumulator. Only bias[oc] + sum_i x[i] * filter[oc][i] (and, for a nonzero
  * filter_offset, filter_offset * sum_i x[i] once per batch) is left for run time. Helium:
- * four filter rows per input load and the four outputs requantized as one vector; DSP: two
- * rows per input load (mcu_fc_folded_s8 in mcu_nn_support.h). Bit-exact with TFLite's
+ * four filter rows per input load and the four outputs requantized as one vector; DSP: the
+ * input widened to int16 pairs once, two rows per widened word, a 32-bit requantization
+ * where it is exact (mcu_fc_folded_s8 in mcu_nn_support.h). Bit-exact with TFLite's
  * reference: only the order of the integer sums changes.
  */
 #include "mcu_nn_support.h"

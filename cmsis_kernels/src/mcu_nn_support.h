@@ -463,6 +463,240 @@ static MCU_NOINLINE void mcu_dot2_s8_dsp(const int8_t *x, const int8_t *w_0, con
 {
     mcu_dot2_s8_dsp_inline(x, w_0, w_1, depth, sum_0, sum_1);
 }
+
+/* The fully connected DSP path widens the input once (per chunk of MCU_FC_CHUNK columns,
+ * on the stack) instead of once per row pair, and keeps the raw sums of MCU_FC_BLOCK rows
+ * on the stack across the chunks of a long row: 768 B in all. */
+#define MCU_FC_CHUNK 256
+#define MCU_FC_BLOCK 64
+
+/* n columns of x (n % 4 == 0) as int16 pairs, per four columns the (0, 2) and (1, 3) pairs
+ * (SXTB16 and SXTB16 ROR 8): the order in which the weight words split. */
+static inline void mcu_fc_widen_dsp(const int8_t *x, int32_t n, int32_t *xw)
+{
+    for (int32_t g = n >> 2; g > 0; g--)
+    {
+        const int32_t v = mcu_read_word(x);
+        xw[0] = __sxtb16(v);
+        xw[1] = mcu_sxtb16_ror8(v);
+        x += 4;
+        xw += 2;
+    }
+}
+
+/* Eight columns of two rows: one LDM of the four widened input words (r8-r11: LDM takes
+ * its registers in ascending order, so they are named), one LDRD of eight weights per row
+ * split by SXTB16, four SMLADs per row. */
+#define MCU_FC_DSP_8COLS                                                                                               \
+    "   ldm     %[x]!, {r8, r9, r10, r11}\n"                                                                           \
+    "   ldrd    %[u], %[v], [%[w0]], #8\n"                                                                             \
+    "   sxtb16  %[t], %[u]\n"                                                                                          \
+    "   sxtb16  %[u], %[u], ror #8\n"                                                                                  \
+    "   smlad   %[a0], %[t], r8, %[a0]\n"                                                                              \
+    "   smlad   %[a0], %[u], r9, %[a0]\n"                                                                              \
+    "   sxtb16  %[t], %[v]\n"                                                                                          \
+    "   sxtb16  %[v], %[v], ror #8\n"                                                                                  \
+    "   smlad   %[a0], %[t], r10, %[a0]\n"                                                                             \
+    "   smlad   %[a0], %[v], r11, %[a0]\n"                                                                             \
+    "   ldrd    %[u], %[v], [%[w1]], #8\n"                                                                             \
+    "   sxtb16  %[t], %[u]\n"                                                                                          \
+    "   sxtb16  %[u], %[u], ror #8\n"                                                                                  \
+    "   smlad   %[a1], %[t], r8, %[a1]\n"                                                                              \
+    "   smlad   %[a1], %[u], r9, %[a1]\n"                                                                              \
+    "   sxtb16  %[t], %[v]\n"                                                                                          \
+    "   sxtb16  %[v], %[v], ror #8\n"                                                                                  \
+    "   smlad   %[a1], %[t], r10, %[a1]\n"                                                                             \
+    "   smlad   %[a1], %[v], r11, %[a1]\n"
+
+/* *a_0 += x . w_0 and *a_1 += x . w_1 over n columns (n % 4 == 0) of the widened input xw;
+ * w_0 and w_1 word-aligned (LDRD): 32 columns per loop step, then 16, 8 and 4. */
+static inline __attribute__((always_inline)) void mcu_fc_dot2_wide_dsp(const int32_t *xw, const int8_t *w_0,
+                                                                      const int8_t *w_1, int32_t n, int32_t *a_0,
+                                                                      int32_t *a_1)
+{
+    int32_t r_0 = *a_0, r_1 = *a_1, t, u, v;
+    const int32_t *x = xw;
+    if (n >= 32)
+    {
+        const int32_t *end = xw + (n >> 5) * 16;
+        __asm__ volatile("1:\n" MCU_FC_DSP_8COLS MCU_FC_DSP_8COLS MCU_FC_DSP_8COLS MCU_FC_DSP_8COLS
+                         "   cmp     %[x], %[end]\n"
+                         "   bne     1b\n"
+                         : [a0] "+r"(r_0), [a1] "+r"(r_1), [x] "+r"(x), [w0] "+r"(w_0), [w1] "+r"(w_1), [t] "=&r"(t),
+                           [u] "=&r"(u), [v] "=&r"(v)
+                         : [end] "r"(end)
+                         : "r8", "r9", "r10", "r11", "cc", "memory");
+    }
+    if (n & 16)
+    {
+        __asm__ volatile(MCU_FC_DSP_8COLS MCU_FC_DSP_8COLS
+                         : [a0] "+r"(r_0), [a1] "+r"(r_1), [x] "+r"(x), [w0] "+r"(w_0), [w1] "+r"(w_1), [t] "=&r"(t),
+                           [u] "=&r"(u), [v] "=&r"(v)
+                         :
+                         : "r8", "r9", "r10", "r11", "memory");
+    }
+    if (n & 8)
+    {
+        __asm__ volatile(MCU_FC_DSP_8COLS
+                         : [a0] "+r"(r_0), [a1] "+r"(r_1), [x] "+r"(x), [w0] "+r"(w_0), [w1] "+r"(w_1), [t] "=&r"(t),
+                           [u] "=&r"(u), [v] "=&r"(v)
+                         :
+                         : "r8", "r9", "r10", "r11", "memory");
+    }
+    if (n & 4)
+    {
+        const int32_t u_0 = mcu_read_word(w_0), u_1 = mcu_read_word(w_1);
+        r_0 = __smlad(__sxtb16(u_0), x[0], r_0);
+        r_0 = __smlad(mcu_sxtb16_ror8(u_0), x[1], r_0);
+        r_1 = __smlad(__sxtb16(u_1), x[0], r_1);
+        r_1 = __smlad(mcu_sxtb16_ror8(u_1), x[1], r_1);
+    }
+    *a_0 = r_0;
+    *a_1 = r_1;
+}
+
+/* sums[r] += x . row r over n columns of the widened input xw for the rows r < rows (at w,
+ * stride apart, word-aligned), two rows at a time; an odd last row is dotted twice, the
+ * second sum dropped. whole: n % 32 == 0 (no tail steps), a constant of each copy. */
+static inline __attribute__((always_inline)) void mcu_fc_rows_wide_body(const int32_t *xw, int32_t n,
+                                                                       const int8_t *w, int32_t stride,
+                                                                       int32_t rows, int32_t *sums, int whole)
+{
+    const int32_t m = whole ? n & ~31 : n;
+    int32_t r = 0;
+    for (; r + 2 <= rows; r += 2, w += 2 * stride)
+    {
+        mcu_fc_dot2_wide_dsp(xw, w, w + stride, m, &sums[r], &sums[r + 1]);
+    }
+    if (r < rows)
+    {
+        int32_t unused = 0;
+        mcu_fc_dot2_wide_dsp(xw, w, w, m, &sums[r], &unused);
+    }
+}
+
+static MCU_NOINLINE void mcu_fc_rows_wide_dsp(const int32_t *xw, int32_t n, const int8_t *w, int32_t stride,
+                                             int32_t rows, int32_t *sums)
+{
+    if ((n & 31) == 0)
+    {
+        mcu_fc_rows_wide_body(xw, n, w, stride, rows, sums, 1);
+    }
+    else
+    {
+        mcu_fc_rows_wide_body(xw, n, w, stride, rows, sums, 0);
+    }
+}
+
+/* The accumulators of the rows r < rows of one block (rows at filter, depth apart; depth %
+ * 4 == 0, rows word-aligned): sums[r] = init[r] + x . row r, the input widened into xw
+ * chunk by chunk; widened: xw already holds the single chunk (depth <= MCU_FC_CHUNK). */
+static inline void mcu_fc_block_sums_dsp(const int8_t *x, int32_t depth, const int8_t *filter, int32_t rows,
+                                         int32_t *xw, int widened, int32_t *sums)
+{
+    for (int32_t c = 0; c < depth; c += MCU_FC_CHUNK)
+    {
+        const int32_t n = depth - c < MCU_FC_CHUNK ? depth - c : MCU_FC_CHUNK;
+        if (!widened)
+        {
+            mcu_fc_widen_dsp(x + c, n, xw);
+        }
+        mcu_fc_rows_wide_dsp(xw, n, filter + c, depth, rows, sums);
+    }
+}
+
+/* One output of a fully connected row from its accumulator: the short form
+ * (mcu_requantize_dsp, the clamp to int8 in its SSAT, then the activation's) where it is
+ * exact, |acc| < 2^30 given a multiplier, shift and out_offset that the caller checked;
+ * else mcu_requantize_s8. */
+static inline __attribute__((always_inline)) int8_t mcu_fc_out_dsp(int32_t acc, int32_t m, int32_t s, int32_t k2,
+                                                                   const mcu_nn_fc_params *p)
+{
+    if ((uint32_t)acc + (1u << 30) < (1u << 31))
+    {
+        const int32_t v = __ssat(mcu_requantize_dsp(acc, m, s, k2), 8);
+        return (int8_t)mcu_clamp(v, p->activation.min, p->activation.max);
+    }
+    return mcu_requantize_s8(acc, m, s, p->output_offset, p->activation.min, p->activation.max);
+}
+
+/* The outputs of a run of n >= 1 accumulators the short way (mcu_requantize_dsp, SSAT to
+ * int8: a layer with the whole int8 activation range) until one is outside |acc| < 2^30;
+ * returns how many were stored. */
+static inline int32_t mcu_fc_out_run_dsp(const int32_t *sums, int32_t n, int32_t multiplier, int32_t shift, int32_t k2,
+                                         int8_t *out)
+{
+    const int32_t *s = sums;
+    const int32_t *end = sums + n;
+    int32_t acc, t;
+    __asm__ volatile("1: ldr     %[acc], [%[s]], #4\n"
+                     "   adds    %[t], %[acc], #0x40000000\n"
+                     "   bmi     2f\n"
+                     "   lsls    %[acc], %[acc], #1\n"
+                     "   smmulr  %[acc], %[acc], %[m]\n"
+                     "   add     %[acc], %[acc], %[acc], asr #31\n"
+                     "   asr     %[acc], %[acc], %[ns]\n"
+                     "   add     %[acc], %[acc], %[k2]\n"
+                     "   ssat    %[acc], #8, %[acc], asr #1\n"
+                     "   strb    %[acc], [%[o]], #1\n"
+                     "   cmp     %[s], %[end]\n"
+                     "   bne     1b\n"
+                     "   b       3f\n"
+                     "2: subs    %[s], %[s], #4\n"
+                     "3:\n"
+                     : [s] "+r"(s), [o] "+r"(out), [acc] "=&r"(acc), [t] "=&r"(t)
+                     : [end] "r"(end), [m] "r"(multiplier), [ns] "r"(~shift), [k2] "r"(k2)
+                     : "cc", "memory");
+    return (int32_t)(s - sums);
+}
+
+/* output[r] = the accumulator sums[r] of row r < rows of one block requantized with
+ * multiplier[r * step], shift[r * step]: the short form where mcu_fc_out_dsp allows it
+ * (out_offset an int8 value, each channel's multiplier and shift in range), else
+ * mcu_requantize_s8. */
+static MCU_NOINLINE void mcu_fc_outputs_dsp(const int32_t *sums, int32_t rows, const int32_t *multiplier,
+                                           const int32_t *shift, int32_t step, const mcu_nn_fc_params *p,
+                                           int8_t *output)
+{
+    const int32_t out_offset = p->output_offset;
+    const int32_t k2 = mcu_requant_dsp_k2(out_offset);
+    const int offset_ok = out_offset >= -128 && out_offset <= 127;
+    if (step == 0 && offset_ok && mcu_requant_dsp_channel_ok(multiplier[0], shift[0]))
+    {
+        /* Per tensor, the usual case: one multiplier and shift checked once. */
+        const int32_t m = multiplier[0], s = shift[0];
+        if (p->activation.min == -128 && p->activation.max == 127)
+        {
+            int32_t r = 0;
+            while (r < rows)
+            {
+                /* Runs of the short way, each accumulator that stops one the general way. */
+                r += mcu_fc_out_run_dsp(sums + r, rows - r, m, s, k2, output + r);
+                if (r < rows)
+                {
+                    output[r] = mcu_requantize_s8(sums[r], m, s, out_offset, -128, 127);
+                    r++;
+                }
+            }
+        }
+        else
+        {
+            for (int32_t r = 0; r < rows; r++)
+            {
+                output[r] = mcu_fc_out_dsp(sums[r], m, s, k2, p);
+            }
+        }
+        return;
+    }
+    for (int32_t r = 0; r < rows; r++)
+    {
+        const int32_t acc = sums[r];
+        const int32_t m = multiplier[r * step], s = shift[r * step];
+        output[r] = offset_ok && mcu_requant_dsp_channel_ok(m, s)
+                        ? mcu_fc_out_dsp(acc, m, s, k2, p)
+                        : mcu_requantize_s8(acc, m, s, out_offset, p->activation.min, p->activation.max);
+    }
+}
 #endif
 
 /* The sum of x[i] * w[i] over depth (portable). */
@@ -486,7 +720,10 @@ static inline int32_t mcu_dot_s8(const int8_t *x, const int8_t *w, int32_t depth
  * Output channel oc is
  * requantized with multiplier[oc * quant_step], shift[oc * quant_step] (quant_step 1:
  * per channel, 0: per tensor). Helium: four rows per input load, the four outputs
- * requantized as one vector; DSP: two rows per input load.
+ * requantized as one vector. DSP, for word-aligned rows (depth % 4 == 0): the input widened
+ * once (per 256-column chunk) into int16 pairs on the stack, two rows per widened word (LDM
+ * + LDRD, SXTB16, SMLAD: 1.25 instructions per MAC), the sums of up to 64 rows kept on the
+ * stack and requantized in 32 bits where exact; other rows two per input load.
  */
 static inline void mcu_fc_folded_s8(const mcu_nn_fc_params *p,
                                     const int32_t *multiplier,
@@ -561,6 +798,32 @@ static inline void mcu_fc_folded_s8(const mcu_nn_fc_params *p,
             oc = out_ch;
         }
 #elif defined(ARM_MATH_DSP)
+        if ((depth & 3) == 0 && ((uintptr_t)filter & 3) == 0)
+        {
+            /* Word-aligned rows: the input widened once, two rows per widened word. */
+            int32_t xw[MCU_FC_CHUNK / 2], sums[MCU_FC_BLOCK];
+            for (; oc < out_ch; oc += MCU_FC_BLOCK)
+            {
+                const int32_t rows = out_ch - oc < MCU_FC_BLOCK ? out_ch - oc : MCU_FC_BLOCK;
+                if (bias != NULL)
+                {
+                    for (int32_t r = 0; r < rows; r++)
+                    {
+                        sums[r] = acc_init[oc + r] + bias[oc + r] + x_term;
+                    }
+                }
+                else
+                {
+                    for (int32_t r = 0; r < rows; r++)
+                    {
+                        sums[r] = acc_init[oc + r] + x_term;
+                    }
+                }
+                mcu_fc_block_sums_dsp(x, depth, filter + oc * depth, rows, xw, oc > 0 && depth <= MCU_FC_CHUNK, sums);
+                mcu_fc_outputs_dsp(sums, rows, multiplier + oc * quant_step, shift + oc * quant_step, quant_step, p,
+                                   output + oc);
+            }
+        }
         for (; oc + 2 <= out_ch; oc += 2)
         {
             int32_t acc_0, acc_1;
@@ -665,20 +928,5 @@ static inline mcu_nn_status mcu_broadcast_for_each_s8(const int8_t *input_1_vect
     }
     return MCU_NN_SUCCESS;
 }
-
-/* The convolution of mcu_convolve_s8; with add != NULL each output value is then added
- * to residual at the same index (TFLite ADD arithmetic), which it may overwrite. */
-mcu_nn_status mcu_convolve_core_s8(const mcu_nn_context *ctx,
-                                         const mcu_nn_conv_params *conv_params,
-                                         const mcu_nn_per_channel_quant_params *quant_params,
-                                         const mcu_nn_dims *input_dims,
-                                         const int8_t *input_data,
-                                         const mcu_nn_dims *filter_dims,
-                                         const int8_t *filter_data,
-                                         const int32_t *bias_data,
-                                         const mcu_add_quant *add,
-                                         const int8_t *residual,
-                                         const mcu_nn_dims *output_dims,
-                                         int8_t *output_data);
 
 #endif /* MCU_NN_SUPPORT_H */

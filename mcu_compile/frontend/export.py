@@ -35,6 +35,7 @@ def export(model, example_inputs: tuple) -> torch.export.ExportedProgram:
     else:
         raise InputError(f"model must be an nn.Module, an ExportedProgram or a path to a .pt2/.tflite "
                          f"file, not {type(model).__name__}")
+    check_uses(exported)
     exported = decompose(exported)
     check_supported(exported)
     return exported
@@ -123,15 +124,80 @@ _gru = _unrolled(_gru_cell, lambda hx, k: (hx[k],))
 _lstm = _unrolled(_lstm_cell, lambda hx, k: (hx[0][k], hx[1][k]))
 
 
+def plain_pool_window(size: int, out: int) -> tuple[int, int] | None:
+    """(kernel, stride) when PyTorch's adaptive windows over `size` into `out` (window i from
+    floor(i * size / out) to ceil((i + 1) * size / out)) are a plain pool's: all as long and
+    evenly spaced (so TFLite's VALID places them); None otherwise (e.g. 5 into 3: 2, 3, 2)."""
+    starts = [i * size // out for i in range(out)]
+    lengths = {-(-(i + 1) * size // out) - start for i, start in enumerate(starts)}
+    steps = {b - a for a, b in zip(starts, starts[1:])} or lengths
+    return (min(lengths), min(steps)) if len(lengths) == len(steps) == 1 else None
+
+
+def adaptive_pool_window(name: str, in_hw, output_size) -> tuple[list[int], list[int]]:
+    """(kernel, stride) of an adaptive 2-D pool from in_hw to output_size (None keeps a size),
+    refused in one line when its windows are not a plain pool's."""
+    out = [o or size for o, size in zip(list(output_size) * (3 - len(output_size)), in_hw)]
+    windows = [plain_pool_window(size, o) for size, o in zip(in_hw, out)]
+    if None in windows:
+        raise UnsupportedOpError(
+            f"{name} from {in_hw[0]}x{in_hw[1]} to {out[0]}x{out[1]} needs windows of unequal sizes; use an "
+            f"output size whose windows are alike (one that divides {in_hw[0]}x{in_hw[1]}), or pad or crop "
+            f"the input to a multiple of {out[0]}x{out[1]}")
+    return [w[0] for w in windows], [w[1] for w in windows]
+
+
+def _adaptive_max_pool2d(x, output_size):
+    """An adaptive max pool whose windows are a plain pool's (check_uses refused the others
+    and any use of its indices): max_pool2d; the indices, never read, are left unset."""
+    kernel, stride = adaptive_pool_window("adaptive_max_pool2d", tuple(x.shape[-2:]), output_size)
+    pooled = torch.ops.aten.max_pool2d.default(x, kernel, stride)
+    return pooled, torch.zeros(pooled.shape, dtype=torch.int64)
+
+
+ADAPTIVE_POOLS = {torch.ops.aten.adaptive_max_pool2d.default: "adaptive_max_pool2d",
+                  torch.ops.aten.adaptive_avg_pool2d.default: "adaptive_avg_pool2d"}
+
+
+def _use_problem(node) -> str | None:
+    """Why this use of a supported op cannot lower (checked before calibration), or None."""
+    if node.target not in ADAPTIVE_POOLS:
+        return None
+    if any(user.target is operator.getitem and user.args[1] == 1 and user.users for user in node.users):
+        return (f"{ADAPTIVE_POOLS[node.target]} with return_indices=True is not supported (no int8 index "
+                f"output); return the pooled values and find the indices on the host")
+    try:
+        adaptive_pool_window(ADAPTIVE_POOLS[node.target], tuple(node.args[0].meta["val"].shape[-2:]), node.args[1])
+    except UnsupportedOpError as err:
+        return str(err)
+    return None
+
+
+def check_uses(exported: torch.export.ExportedProgram) -> None:
+    """Refuses at once every use of a supported op that cannot lower (an adaptive pool's
+    uneven windows), each with its source line, on the graph as the user wrote it: before
+    the decompositions rewrite it, before calibration."""
+    problems = []
+    for node in exported.graph.nodes:
+        problem = _use_problem(node) if node.op == "call_function" else None
+        if problem:
+            where = source_line(node)
+            problems.append(problem + (f" (at {where})" if where else ""))
+    if problems:
+        raise UnsupportedOpError("; ".join(problems))
+
+
 # PyTorch ops rewritten into ones mcu-compile lowers, before quantization (as ExecuTorch's
 # decomposition passes do): each split or chunk part is a slice; layer_norm is its arithmetic; a
-# GRU or LSTM (any number of layers, one or two directions) is unrolled over its sequence.
+# GRU or LSTM (any number of layers, one or two directions) is unrolled over its sequence; an
+# adaptive max pool with a plain pool's windows is that max pool.
 DECOMPOSITIONS = {torch.ops.aten.layer_norm.default: _layer_norm,
                   torch.ops.aten.split_with_sizes.default: _split_with_sizes,
                   torch.ops.aten.split.Tensor: _split,
                   torch.ops.aten.chunk.default: _chunk,
                   torch.ops.aten.gru.input: _gru,
-                  torch.ops.aten.lstm.input: _lstm}
+                  torch.ops.aten.lstm.input: _lstm,
+                  torch.ops.aten.adaptive_max_pool2d.default: _adaptive_max_pool2d}
 
 
 def decompose(exported: torch.export.ExportedProgram) -> torch.export.ExportedProgram:

@@ -16,12 +16,12 @@ import torch
 from torch.fx import GraphModule, Node
 
 from ..errors import IRError, UnsupportedOpError
-from .export import source_line
+from .export import adaptive_pool_window, source_line
 from ..ir.program import Op, Program, Quant, Tensor
 from ..ops.params import quantize_value, window
 from ..ops.repeat import tile_steps
 from .aten_ops import aten_name, aten_ops, lowers, role_of
-from .quantize import FUSABLE_PRODUCERS, activation_bounds
+from .quantize import FUSABLE_PRODUCERS, OWN_OP_CLAMPS, activation_bounds
 
 QUANTIZE = "quantized_decomposed.quantize_per_tensor.default"
 DEQUANTIZE = "quantized_decomposed.dequantize_per_tensor.default"
@@ -65,6 +65,11 @@ class Lowering:
         name = self.program.unique_name(base)
         self.program.add_tensor(Tensor(name, data.shape, dtype, quant, data))
         return name
+
+    def int8_scalar(self, base: str, code: int, quant: Quant) -> str:
+        """A one-element int8 constant holding `code` on `quant` (a pad value or clamp bound
+        compared with raw values of a tensor quantized alike)."""
+        return self.new_const(base, np.array([code], np.int8), "int8", quant)
 
     def emit(self, kind: str, inputs: list[str], outputs: list[str], **options) -> Op:
         source = source_line(self.node) if self.node is not None else ""
@@ -225,6 +230,14 @@ class Lowering:
             _fail(self.node, "weights must be constant parameters of the module")
         values, scales = (getattr(self.gm, arg.target) for arg in node.args[:2])
         return values.numpy(), scales.numpy().astype(np.float64)
+
+
+def int8_code(value: float, quant: Quant) -> int:
+    """The int8 code nearest a real value on quant (TFLite's rounding), saturated to
+    [-128, 127] (an infinite value too)."""
+    scale, zero_point = float(quant.scale[0]), int(quant.zero_point[0])
+    real = min(max(value, (-128 - zero_point) * scale), (127 - zero_point) * scale)
+    return int(np.clip(quantize_value(real, quant), -128, 127))
 
 
 def _attribute(module, target: str):
@@ -546,13 +559,19 @@ def lower_unary(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 @lowers("aten.relu.default", "aten.relu6.default", "aten.hardtanh.default", "aten.clamp.default",
         "aten.clamp_min.default", "aten.clamp_max.default", role="activation")
 def lower_activation(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    """A relu/relu6/hardtanh/clamp that could not be fused: its own op, which also rescales."""
-    kind = {"RELU": "RELU", "RELU6": "RELU6"}.get(fused_activation_name(node))
-    if kind is None:
-        low, high = activation_bounds(node)
-        _fail(node, f"clamping to [{low}, {high}] is supported right after a conv, linear or add when the "
-                    f"bounds are (0, inf), (0, 6) or (-1, 1), and on its own for (0, inf) and (0, 6)")
+    """A relu/relu6/hardtanh/clamp that could not be fused: RELU or RELU6 (which also
+    rescale), any other bounds MAXIMUM and/or MINIMUM against the bounds as int8 constants
+    on x's quantization, which the output shares (quantize.py): exactly x's nearest codes
+    clamped, bit-exact with TFLite's raw-value comparison."""
     x = lw.value(node.args[0])
+    low, high = activation_bounds(node)
+    kind = OWN_OP_CLAMPS.get((low, high))
+    if kind is None:
+        for bound, compare in ((low, "MAXIMUM"), (high, "MINIMUM")):
+            if abs(bound) != float("inf"):
+                x = _elementwise(lw, node, quant, x, lw.int8_scalar(f"{node.name}_{compare.lower()}",
+                                                                    int8_code(bound, quant), quant), kind=compare)
+        return x
     out = lw.new_activation(node.name, lw.shape(x), quant)
     if x in lw.nhwc:
         lw.nhwc.add(out)
@@ -563,7 +582,7 @@ def lower_activation(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 def _pool(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, padding, ceil_mode=False,
           pad_value: str | None = None, x: str | None = None) -> str:
     """A pooling op over x (default: the node's input as NHWC); where TFLite's SAME/VALID
-    cannot place PyTorch's windows, an explicit pad op first and VALID windows: pad_value
+    cannot place PyTorch's windows, an explicit pad op first (_pad_for_windows): pad_value
     "lowest" pads with -128 (max pooling: never above a real tap), "zero_point" with a
     real 0 that the average counts (count_include_pad=True)."""
     x = x or lw.as_channels_last(lw.value(node.args[0]))
@@ -572,8 +591,7 @@ def _pool(lw: Lowering, node: Node, quant: Quant, kind: str, kernel, stride, pad
                  for size, k, s, p in zip((h, w), kernel, stride, padding)]
     pad_kind = _window_kind((h, w), kernel, stride, padding, torch_out, counts_padding=pad_value == "zero_point")
     if pad_kind is None:
-        x = _pad_for_windows(lw, node, x, kernel, stride, padding, torch_out, pad_value)
-        pad_kind = "VALID"
+        x, pad_kind = _pad_for_windows(lw, node, x, kernel, stride, padding, torch_out, pad_value)
     out = lw.new_activation(node.name, (n, *torch_out, c), quant)
     lw.nhwc.add(out)
     lw.emit(kind, [x], [out], padding=pad_kind, stride_h=stride[0], stride_w=stride[1],
@@ -605,28 +623,48 @@ def _window_kind(hw, kernel, stride, padding, torch_out, counts_padding: bool) -
 
 
 def _pad_for_windows(lw: Lowering, node: Node, x: str, kernel, stride, padding, torch_out,
-                     pad_value: str | None) -> str:
+                     pad_value: str | None) -> tuple[str, str]:
+    """x padded explicitly, and the TFLite padding that places PyTorch's windows over it.
+    Max pooling: -128 before and as far as the last window reaches after, VALID. An average
+    counting its padding: the zero point on both sides, as PyTorch pads, then VALID, or SAME
+    where a ceil_mode window runs one past the padding (PyTorch's divisor stops at the
+    padding's end, as TFLite's SAME counts only in-bounds taps)."""
     n, h, w, c = lw.shape(x)
-    # after: what the last window needs past the input (less, when it ends inside)
-    after = [(o - 1) * s + k - size - p for o, s, k, size, p in zip(torch_out, stride, kernel, (h, w), padding)]
-    if pad_value is None or (pad_value == "zero_point" and after != list(padding)):
-        same = [window(size, k, s, 1, "SAME") for size, k, s in zip((h, w), kernel, stride)]
-        valid = [window(size, k, s, 1, "VALID").out for size, k, s in zip((h, w), kernel, stride)]
+    if pad_value is None and any(padding):
+        _fail(node, _uncounted_padding_problem((h, w), kernel, stride, padding, torch_out))
+    if pad_value == "lowest":  # what the last window needs past the input (none, when it ends inside)
+        after = [max((o - 1) * s + k - size - p, 0)
+                 for o, s, k, size, p in zip(torch_out, stride, kernel, (h, w), padding)]
+    else:
+        after = list(padding)
+    padded = [size + p + a for size, p, a in zip((h, w), padding, after)]
+    pad_kind = "VALID" if pad_value == "lowest" else _window_kind(padded, kernel, stride, [0, 0], torch_out, False)
+    if pad_kind is None:
+        over = [max((o - 1) * s + k - size, 0) for o, s, k, size in zip(torch_out, stride, kernel, padded)]
         _fail(node, f"on a {h}x{w} map, kernel {list(kernel)}, stride {list(stride)}, padding {list(padding)} "
-                    f"give {_hw(torch_out)} windows padded {list(padding)} before; this average can only pool "
-                    f"as TFLite's SAME ({_hw([w.out for w in same])} windows padded "
-                    f"{[w.pad_before for w in same]} before, padding not counted) or VALID ({_hw(valid)}, "
-                    f"no padding); use count_include_pad=True, or change padding/ceil_mode to one of these")
-    after = [max(a, 0) for a in after]
+                    f"with ceil_mode give {_hw(torch_out)} windows, the last running {_hw(over)} past the "
+                    f"input and its padding, which PyTorch leaves out of its divisor; neither TFLite's VALID "
+                    f"nor SAME pooling of the padded map averages it so; use ceil_mode=False, or an input size "
+                    f"the windows fit")
     paddings = np.array([[0, 0], [padding[0], after[0]], [padding[1], after[1]], [0, 0]], np.int32)
-    out = lw.new_activation(x + "_padded", (n, h + padding[0] + after[0], w + padding[1] + after[1], c),
-                            lw.quant(x))
+    out = lw.new_activation(x + "_padded", (n, *padded, c), lw.quant(x))
     lw.nhwc.add(out)
     inputs = [x, lw.new_const(x + "_paddings", paddings, "int32")]
     if pad_value == "lowest":  # PADV2 with -128 on the input's own quantization
-        inputs.append(lw.new_const(x + "_pad_value", np.array([-128], np.int8), "int8", lw.quant(x)))
+        inputs.append(lw.int8_scalar(x + "_pad_value", -128, lw.quant(x)))
     lw.emit("PADV2" if pad_value == "lowest" else "PAD", inputs, [out])
-    return out
+    return out, pad_kind
+
+
+def _uncounted_padding_problem(hw, kernel, stride, padding, torch_out) -> str:
+    """Why an average not counting its padding (count_include_pad=False) has no TFLite form."""
+    same = [window(size, k, s, 1, "SAME") for size, k, s in zip(hw, kernel, stride)]
+    valid = [window(size, k, s, 1, "VALID").out for size, k, s in zip(hw, kernel, stride)]
+    return (f"on a {_hw(hw)} map, kernel {list(kernel)}, stride {list(stride)}, padding {list(padding)} "
+            f"give {_hw(torch_out)} windows padded {list(padding)} before; this average can only pool "
+            f"as TFLite's SAME ({_hw([w.out for w in same])} windows padded "
+            f"{[w.pad_before for w in same]} before, padding not counted) or VALID ({_hw(valid)}, "
+            f"no padding); use count_include_pad=True, or change padding/ceil_mode to one of these")
 
 
 def _hw(sizes) -> str:
@@ -663,13 +701,11 @@ def lower_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
 
 @lowers("aten.adaptive_avg_pool2d.default", role="shared")
 def lower_adaptive_avg_pool2d(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    _, h, w, _ = lw.shape(lw.as_channels_last(lw.value(node.args[0])))
-    oh, ow = _pair(node.args[1])
-    if h % oh or w % ow:
-        _fail(node, f"adaptive_avg_pool2d from {h}x{w} to {oh}x{ow} needs uneven windows; "
-                    f"use an output size that divides the input")
-    kernel = [h // oh, w // ow]
-    return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, kernel, [0, 0])
+    """An adaptive average pool whose windows are a plain pool's (export's check_uses refused
+    the others): AVERAGE_POOL_2D VALID, every window full."""
+    x = lw.as_channels_last(lw.value(node.args[0]))
+    kernel, stride = adaptive_pool_window("adaptive_avg_pool2d", lw.shape(x)[1:3], node.args[1])
+    return _pool(lw, node, quant, "AVERAGE_POOL_2D", kernel, stride, [0, 0], x=x)
 
 
 @lowers("aten.max_pool1d.default", role="shared")
@@ -752,9 +788,11 @@ def lower_hardsigmoid(lw: Lowering, node: Node, quant: Quant, fused: str) -> str
 
 
 @lowers("aten.pad.default", "aten.constant_pad_nd.default", "aten.reflection_pad1d.default",
-        "aten.reflection_pad2d.default", role="shared")
+        "aten.reflection_pad2d.default", "aten.replication_pad1d.default", "aten.replication_pad2d.default",
+        role="shared")
 def lower_pad(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
-    """F.pad: constant (PAD for 0, PADV2 for another value) or reflect (MIRROR_PAD REFLECT)."""
+    """F.pad: constant (PAD for 0, PADV2 for another value), reflect (MIRROR_PAD REFLECT) or
+    replicate (edge copies joined on, _replicate)."""
     x = lw.value(node.args[0])
     pads = list(node.args[1])
     rank = len(lw.shape(x))
@@ -764,35 +802,69 @@ def lower_pad(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     if any(p < 0 for pair in torch_pads for p in pair):
         _fail(node, "negative padding (cropping) is not supported; slice instead")
     paddings = [torch_pads[channels_last(rank)[a]] if x in lw.nhwc else torch_pads[a] for a in range(rank)]
+    mode, value = _pad_mode(node)
+    if mode == "replicate":
+        return _replicate(lw, node, x, paddings)
     shape = [d + lo + hi for d, (lo, hi) in zip(lw.shape(x), paddings)]
     out = lw.new_activation(node.name, shape, lw.quant(x))
     if x in lw.nhwc:
         lw.nhwc.add(out)
     inputs = [x, lw.new_const(node.name + "_paddings", np.array(paddings, np.int32), "int32")]
-    mode, value = _pad_mode(node)
     if mode == "reflect":
         lw.emit("MIRROR_PAD", inputs, [out], mode=0)
     elif value == 0.0:
         lw.emit("PAD", inputs, [out])
     else:
-        q = np.clip(quantize_value(value, lw.quant(x)), -128, 127)
-        inputs.append(lw.new_const(node.name + "_value", np.array([q], np.int8), "int8", lw.quant(x)))
+        inputs.append(lw.int8_scalar(node.name + "_value", int8_code(value, lw.quant(x)), lw.quant(x)))
         lw.emit("PADV2", inputs, [out])
     return out
 
 
 def _pad_mode(node: Node) -> tuple[str, float]:
-    """("constant", value) or ("reflect", 0) of a padding node; other modes are refused."""
+    """("constant", value), ("reflect", 0) or ("replicate", 0) of a padding node; circular is refused."""
     name = aten_name(node.target)
     if name.startswith("aten.reflection_pad"):
         return "reflect", 0.0
+    if name.startswith("aten.replication_pad"):
+        return "replicate", 0.0
     args = list(node.args) + [None] * (4 - len(node.args))
     if name == "aten.constant_pad_nd.default":
         return "constant", float(node.kwargs.get("value", args[2]) or 0.0)
     mode = node.kwargs.get("mode", args[2]) or "constant"
-    if mode not in ("constant", "reflect"):
-        _fail(node, f"padding mode {mode!r} is not supported; use 'constant' or 'reflect'")
+    if mode not in ("constant", "reflect", "replicate"):
+        _fail(node, f"padding mode {mode!r} is not supported; use 'constant', 'reflect' or 'replicate'")
     return mode, float(node.kwargs.get("value", args[3]) or 0.0)
+
+
+def _replicate(lw: Lowering, node: Node, x: str, paddings) -> str:
+    """Replicate padding, one padded axis after the other (so corners repeat the corner
+    value): the edge slice (STRIDED_SLICE), widened to the padding (BROADCAST_TO) where it
+    is over 1, joined on each side (CONCATENATION); pure copies, one quantization."""
+    for axis, (before, after) in enumerate(paddings):
+        parts = [_edge_copies(lw, node, x, axis, 0, before), x, _edge_copies(lw, node, x, axis, -1, after)]
+        if before or after:
+            x = _concatenation(lw, node.name, [p for p in parts if p], axis, lw.quant(x))
+    return x
+
+
+def _edge_copies(lw: Lowering, node: Node, x: str, axis: int, index: int, copies: int) -> str | None:
+    """`copies` copies of x's first (index 0) or last (-1) slice along axis; None for none."""
+    if not copies:
+        return None
+    shape = list(lw.shape(x))
+    begin, end = [0] * len(shape), list(shape)
+    begin[axis] = index % shape[axis]
+    end[axis] = begin[axis] + 1
+    edge = _strided_slice(lw, node, lw.quant(x), x, begin, end, [1] * len(shape))
+    if copies == 1:
+        return edge
+    shape[axis] = copies
+    out = lw.new_activation(node.name + "_edge", shape, lw.quant(x))
+    if x in lw.nhwc:
+        lw.nhwc.add(out)
+    target = lw.new_const(node.name + "_edge_shape", np.array(shape, np.int32), "int32")
+    lw.emit("BROADCAST_TO", [edge, target], [out])
+    return out
 
 
 @lowers("aten.zeros.default", role="constant")
@@ -951,10 +1023,14 @@ def lower_cat(lw: Lowering, node: Node, quant: Quant, fused: str) -> str:
     dim = node.args[1] if len(node.args) > 1 else 0
     if not all(p in lw.nhwc for p in parts):
         parts = [lw.as_plain(p) for p in parts]
-    axis = lw.torch_axis(parts[0], dim)
+    return _concatenation(lw, node.name, parts, lw.torch_axis(parts[0], dim), quant)
+
+
+def _concatenation(lw: Lowering, base: str, parts: list[str], axis: int, quant: Quant) -> str:
+    """CONCATENATION of parts in one layout along a storage axis."""
     shape = list(lw.shape(parts[0]))
     shape[axis] = sum(lw.shape(p)[axis] for p in parts)
-    out = lw.new_activation(node.name, shape, quant)
+    out = lw.new_activation(base, shape, quant)
     if parts[0] in lw.nhwc:
         lw.nhwc.add(out)
     lw.emit("CONCATENATION", parts, [out], axis=axis, fused_activation_function="NONE")

@@ -107,6 +107,19 @@ def is_fusable_activation(node: Node) -> bool:
     return activation_bounds(node) in ((0.0, float("inf")), (0.0, 6.0), (-1.0, 1.0))
 
 
+# Standalone clamps TFLite has an op for (RELU, RELU6: they also rescale, so the output has its
+# own scale); any other bounds clamp by comparison (MAXIMUM/MINIMUM, raw values: one scale).
+OWN_OP_CLAMPS = {(0.0, float("inf")): "RELU", (0.0, 6.0): "RELU6"}
+CLAMPS = {"aten.relu.default", "aten.relu6.default", "aten.hardtanh.default", "aten.clamp.default",
+          "aten.clamp_min.default", "aten.clamp_max.default"}
+
+
+def clamps_by_comparison(node: Node) -> bool:
+    """A clamp that, unfused, lowers to MAXIMUM/MINIMUM against its bounds quantized on the
+    input's scale: its output shares the input's quantization."""
+    return aten_name(node.target) in CLAMPS and activation_bounds(node) not in OWN_OP_CLAMPS
+
+
 def _has_fixed_output(node: Node) -> bool:
     annotation = node.meta.get("quantization_annotation")
     return annotation is not None and isinstance(annotation.output_qspec, FixedQParamsQuantizationSpec)
@@ -168,7 +181,9 @@ class McuQuantizer(Quantizer):
         self._set(node, inputs, self._output_spec_with_fusion(node))
 
     def _annotate_activation(self, node: Node) -> None:
-        self._set(node, {node.args[0]: ACTIVATION}, ACTIVATION)
+        """An activation not fused into its producer (which annotated the fused ones)."""
+        shared = SharedQuantizationSpec((node.args[0], node))
+        self._set(node, {node.args[0]: ACTIVATION}, shared if clamps_by_comparison(node) else ACTIVATION)
 
     def _annotate_shared(self, node: Node) -> None:
         if aten_name(node.target) == "aten.cat.default":
