@@ -781,6 +781,30 @@ def self_residual_conv():
     _seeded(513)
     return SelfResidualConv(), (1, 3, 8, 8)
 
+
+class PoolPadClamp(nn.Module):
+    """Replicate padding, a pool that counts its padding (PyTorch's symmetric padding SAME
+    cannot place), clamps with arbitrary bounds on their own, adaptive max pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.pool = nn.AvgPool2d(3, 2, 1, count_include_pad=True)
+        self.conv2 = nn.Conv2d(8, 8, 1)
+        self.head = nn.Linear(8 * 2 * 2, 4)
+
+    def forward(self, x):
+        y = self.conv(F.pad(x, (1, 1, 1, 1), mode="replicate"))
+        y = self.pool(y).clamp(-0.3, 0.7)
+        y = F.adaptive_max_pool2d(torch.clamp_min(self.conv2(y), -0.5) + y, 2)
+        return self.head(y.flatten(1))
+
+
+@zoo("pool_pad_clamp")
+def pool_pad_clamp():
+    _seeded(514)
+    return PoolPadClamp(), (1, 3, 8, 8)
+
 # --------------------------------------------------------------------------- compiling a zoo model
 
 def calibration_inputs(shape, count: int = 8, seed: int = 0) -> list[tuple[torch.Tensor]]:
