@@ -179,16 +179,11 @@ def quant_params_line(site: Site) -> str:
             f"{{(int32_t *){site.uid}_multiplier, (int32_t *){site.uid}_shift}};")
 
 
-def padding(site: Site, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
-    """(pad_h, pad_w): TFLite's leading padding for the op's SAME/VALID padding, or the
-    padding of a pad op folded into the op (passes/fuse.py)."""
-    o = site.op.options
-    if o.get("explicit_padding"):
-        return tuple(o["explicit_padding"][:2])
-    _, h, w, _ = site.shape()
-    strides = (o.get("stride_h", 1), o.get("stride_w", 1))
-    return tuple(op_params.window(size, k, s, d, o.get("padding", "VALID")).pad_before
-                 for size, k, s, d in zip((h, w), kernel, strides, dilation))
+def padding(site: Site, kernel: tuple[int, int]) -> tuple[int, int]:
+    """(pad_h, pad_w): the op's leading padding (ops/common.window_padding)."""
+    from ..ops.common import window_padding  # the op families import this module
+    (top, _), (left, _) = window_padding(site.program, site.op, kernel)
+    return top, left
 
 
 def window_text(site: Site, kernel, pads) -> str:

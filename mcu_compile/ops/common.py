@@ -51,6 +51,19 @@ def window_options(op: Op) -> tuple[tuple[int, int], tuple[int, int], str]:
             (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)), o.get("padding", "VALID"))
 
 
+def window_padding(program: Program, op: Op, kernel_hw: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) padding of a sliding-window op: its explicit_padding
+    (a folded pad op, or a strip's: passes/fuse.py, passes/patch.py), else TFLite's for
+    SAME/VALID."""
+    explicit = op.options.get("explicit_padding")
+    if explicit:  # [top, left, bottom, right]
+        return (explicit[0], explicit[2]), (explicit[1], explicit[3])
+    strides, dilations, padding = window_options(op)
+    _, h, w, _ = shape(program, op)
+    return tuple(axis_window(size, k, s, d, padding)[1]
+                 for size, k, s, d in zip((h, w), kernel_hw, strides, dilations))
+
+
 def window_output_hw(program: Program, op: Op, kernel_hw: tuple[int, int]) -> tuple[int, int]:
     """Output height and width of a sliding-window op (SAME/VALID, or padding folded in)."""
     strides, dilations, padding = window_options(op)

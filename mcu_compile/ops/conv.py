@@ -275,15 +275,9 @@ def _dw_in_place_scratch(program: Program, op: Op) -> int:
 
 
 def _leading_pads(program: Program, op: Op) -> tuple[int, int]:
-    """(top, left) padding of a convolution: folded or strip padding, else SAME/VALID's."""
-    o = op.options
-    if o.get("explicit_padding"):
-        return tuple(o["explicit_padding"][:2])
-    kernel, (_, h, w, _) = common.shape(program, op, 1)[1:3], common.shape(program, op)
-    strides = (o.get("stride_h", 1), o.get("stride_w", 1))
-    dilations = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
-    return tuple(params.window(size, k, st, d, o.get("padding", "VALID")).pad_before
-                 for size, k, st, d in zip((h, w), kernel, strides, dilations))
+    """(top, left) padding of a convolution."""
+    (top, _), (left, _) = common.window_padding(program, op, common.shape(program, op, 1)[1:3])
+    return top, left
 
 
 def in_place_depthwise_ok(program: Program, op: Op) -> bool:
@@ -311,7 +305,7 @@ def _convolution(site: c.Site, kernel: str, params_decl: str, extra_params: str,
     o = site.op.options
     x_shape, w_shape, y_shape = site.shape(0), site.shape(1), site.shape(output=True)
     dilation = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
-    pads = c.padding(site, w_shape[1:3], dilation) if pads is None else pads
+    pads = c.padding(site, w_shape[1:3]) if pads is None else pads
     lo, hi = c.activation(site)
     params_name = params_decl.split()[-1]
     body = [

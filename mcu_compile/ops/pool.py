@@ -48,7 +48,7 @@ def average_pool_2d(program: Program, op: Op, args: list) -> np.ndarray:
 def _pool(site: c.Site, function: str, ctx: str) -> c.CodeFragment:
     o = site.op.options
     kernel = _kernel(site.op)
-    pads = c.padding(site, kernel, (1, 1))
+    pads = c.padding(site, kernel)
     lo, hi = c.activation(site)
     body = [
         ctx,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..ir.program import Op, Program, Tensor
-from ..ops import common, params, registry
+from ..ops import common, registry
 from ..ops.rows import row_bytes
 from ..report.budget import macs
 from .in_place import IN_PLACE_KIND, depthwise_in_place_at_peak
@@ -102,9 +102,10 @@ def choose_schedule(program: Program, scratch_bytes, optimize: str = "balanced")
         for split in stage_lengths(program):
             for rows in _strip_heights(program, program.ops[:split]):
                 patched = patch_stage(program, split, rows)
-                if estimated_instructions(patched) <= allowed:  # planned only if it may be chosen
+                estimate = estimated_instructions(patched)
+                if estimate <= allowed:  # planned only if it may be chosen
                     name = f"first {split} ops in strips of {rows} row{'s' if rows > 1 else ''}"
-                    schedules.append(_schedule(name, patched, scratch_bytes))
+                    schedules.append(_schedule(name, patched, scratch_bytes, estimate))
         schedules += [s for s in (_in_place(s, scratch_bytes) for s in list(schedules)) if s is not None]
     best = min((s for s in schedules if s.instructions <= allowed), key=lambda s: (s.plan.arena_bytes, s.instructions))
     return best, schedules
@@ -118,9 +119,9 @@ def _in_place(schedule: Schedule, scratch_bytes) -> Schedule | None:
     return Schedule(schedule.name + ", depthwise in place at the peak", program, plan, estimated_instructions(program))
 
 
-def _schedule(name: str, program: Program, scratch_bytes) -> Schedule:
+def _schedule(name: str, program: Program, scratch_bytes, estimate: int | None = None) -> Schedule:
     plan = plan_memory(program, scratch_bytes(program)).verify()
-    return Schedule(name, program, plan, estimated_instructions(program))
+    return Schedule(name, program, plan, estimated_instructions(program) if estimate is None else estimate)
 
 
 def _strip_heights(program: Program, stage: list[Op]) -> list[int]:
@@ -157,13 +158,15 @@ def _window_input(op: Op) -> int | None:
 
 
 def _window_map(program: Program, op: Op) -> RowMap:
+    kernel = _kernel_hw(program, op)
+    (strides, dilations, _), ((pad_top, _), _) = common.window_options(op), common.window_padding(program, op, kernel)
+    return RowMap(kernel[0], strides[0], dilations[0], pad_top)
+
+
+def _kernel_hw(program: Program, op: Op) -> tuple[int, int]:
     o = op.options
-    kernel = program.tensor(op.inputs[1]).shape[1] if op.kind not in POOL_KINDS else o["filter_height"]
-    stride, dilation = o.get("stride_h", 1), o.get("dilation_h_factor", 1)
-    pad_top = (o["explicit_padding"][0] if o.get("explicit_padding") else
-               params.window(common.shape(program, op)[1], kernel, stride, dilation,
-                             o.get("padding", "VALID")).pad_before)
-    return RowMap(kernel, stride, dilation, pad_top)
+    return (tuple(program.tensor(op.inputs[1]).shape[1:3]) if op.kind not in POOL_KINDS
+            else (o["filter_height"], o["filter_width"]))
 
 
 def stage_lengths(program: Program) -> list[int]:
@@ -293,15 +296,5 @@ def _strip_options(program: Program, op: Op, reads: dict, strip: int, strips: in
     if window is None:
         return options
     _, _, pad_top, pad_bottom = reads[window]
-    left, right = _width_padding(program, op)
+    _, (left, right) = common.window_padding(program, op, _kernel_hw(program, op))
     return {**options, "padding": "VALID", "explicit_padding": [pad_top, left, pad_bottom, right]}
-
-
-def _width_padding(program: Program, op: Op) -> tuple[int, int]:
-    o = op.options
-    if o.get("explicit_padding"):
-        return o["explicit_padding"][1], o["explicit_padding"][3]
-    kernel = program.tensor(op.inputs[1]).shape[2] if op.kind not in POOL_KINDS else o["filter_width"]
-    _, (left, right) = common.axis_window(common.shape(program, op)[2], kernel, o.get("stride_w", 1),
-                                          o.get("dilation_w_factor", 1), o.get("padding", "VALID"))
-    return left, right
